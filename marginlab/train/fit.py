@@ -90,7 +90,9 @@ def evaluate(model, data, *, loss="cross_entropy", batch_size: int = 1024, devic
 
 def _forward(model, x, loss_fn):
     if loss_fn.layers:
-        return model.forward_with_activations(x, loss_fn.layers)
+        # "all": every representation is kept (forward_with_activations' default)
+        layers = None if isinstance(loss_fn.layers, str) and loss_fn.layers == "all" else loss_fn.layers
+        return model.forward_with_activations(x, layers)
     return model(x), None
 
 

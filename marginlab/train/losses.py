@@ -1,7 +1,9 @@
 """Training losses. Every loss is a small object called with a :class:`Batch` and returning a scalar.
 
 A loss declares what it needs beyond the logits: ``layers`` (representations whose activations must be
-kept in the graph, e.g. for the large-margin loss) and ``needs_input_grad`` (inputs must require grad).
+kept in the graph, e.g. for the large-margin loss; ``"all"`` keeps every one) and ``needs_input_grad``
+(inputs must require grad). The margin-shaping losses (hinge, soft hinge, large-margin, ODN, rescaled
+square, average-margin) live in :mod:`.margin_losses` and are registered here by name, imported on first use.
 Losses are looked up by name with :func:`get_loss`; :data:`LOSSES` is the registry.
 """
 
@@ -59,7 +61,25 @@ class CrossEntropy(Loss):
         return F.cross_entropy(batch.logits, batch.y, label_smoothing=self.label_smoothing)
 
 
-LOSSES: dict = {"cross_entropy": CrossEntropy, "xent": CrossEntropy, "ce": CrossEntropy}
+def _lazy(cls_name: str):
+    """A factory that imports :mod:`.margin_losses` on first use (it imports this module)."""
+
+    def factory(**kwargs):
+        from . import margin_losses
+
+        return getattr(margin_losses, cls_name)(**kwargs)
+
+    factory.__name__ = cls_name
+    return factory
+
+
+LOSSES: dict = {
+    "cross_entropy": CrossEntropy, "xent": CrossEntropy, "ce": CrossEntropy,
+    "hinge": _lazy("MultiClassHinge"), "soft_hinge": _lazy("SoftHinge"),
+    "large_margin": _lazy("LargeMarginLoss"), "odn": _lazy("ODNLoss"),
+    "rescaled_square": _lazy("RescaledSquareLoss"), "average_margin": _lazy("AverageMarginRegularizer"),
+    "amr": _lazy("AverageMarginRegularizer"),
+}
 
 
 def register_loss(name: str, factory) -> None:
@@ -78,7 +98,10 @@ def get_loss(loss="cross_entropy", **kwargs) -> Loss:
         key = loss.lower()
         if key not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)} (or a Loss object); got {loss!r}")
-        return LOSSES[key](**kwargs)
+        try:
+            return LOSSES[key](**kwargs)
+        except TypeError as exc:
+            raise TypeError(f"bad option for loss {loss!r}: {exc}") from exc
     if callable(loss):
         return _CallableLoss(loss)
     raise TypeError(f"loss must be a name, a Loss object or a callable, got {type(loss).__name__}")

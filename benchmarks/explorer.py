@@ -1,0 +1,144 @@
+"""Benchmark of the MNIST margin explorer (issue #5).
+
+Measures, in one process on the CPU:
+  * UMAP and t-SNE (and PCA) of N MNIST training images (inputs), inside the running explorer (budget:
+    UMAP of 5,000 samples <= 60 s on 2 cores); numba's one-off compilation is timed separately;
+  * click -> details latency, with the sample's margins cached and not cached (solving all 9 other classes;
+    budget <= 1 s);
+  * resident memory of the running explorer holding N samples (Binder gives 1-2 GB);
+  * reopening from the disk cache.
+
+    python benchmarks/explorer.py                 # N = 5000 (the bundled training subset, no val split)
+    python benchmarks/explorer.py --n 500 --quick # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import tempfile
+import time
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=5000, help="explored samples (and training images)")
+    ap.add_argument("--hidden", default="256", help="hidden widths, e.g. 256 or 256,128")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--clicks", type=int, default=10)
+    ap.add_argument("--quick", action="store_true", help="PCA views only (no UMAP/t-SNE)")
+    ap.add_argument("--cache", default=None, help="cache folder (default: a fresh temporary one)")
+    args = ap.parse_args(argv)
+
+    import numpy as np
+    import torch
+
+    t0 = time.perf_counter()
+    from marginlab.widgets.explorer import MarginExplorer
+
+    import_s = time.perf_counter() - t0
+    base_mb = rss_mb()
+    compile_s = float("nan")
+    if not args.quick:
+        from marginlab.embed import embed
+
+        rng = np.random.default_rng(0)
+        t0 = time.perf_counter()
+        embed(rng.normal(size=(200, 10)).astype(np.float32), "umap")  # numba compiles once per environment
+        compile_s = time.perf_counter() - t0
+
+    cache = args.cache or tempfile.mkdtemp(prefix="marginlab-bench-")
+    views = ("pca", "pca") if args.quick else ("umap", "tsne")
+    settings = dict(
+        n_train=args.n,
+        val_fraction=0.0,
+        hidden=tuple(int(h) for h in args.hidden.split(",")),
+        epochs=args.epochs,
+        lr=0.05,
+        corruption="label",
+        fraction=0.2,
+        n_samples=args.n,
+        embeddings=views,
+        cache_dir=cache,
+    )
+    t0 = time.perf_counter()
+    app = MarginExplorer(**settings)
+    app.run()
+    total_s = time.perf_counter() - t0
+    if app.last_error:
+        raise SystemExit(f"explorer failed: {app.last_error}")
+    t0 = time.perf_counter()
+    app.update_embedding(1, method="pca")
+    pca_s = time.perf_counter() - t0
+
+    rng = np.random.default_rng(1)
+    picks = rng.choice(args.n, size=min(args.clicks, args.n), replace=False)
+    cached, fresh = [], []
+    for r in picks:
+        t0 = time.perf_counter()
+        app.select(int(r))
+        cached.append(time.perf_counter() - t0)
+        app.solved[r] = False  # forget this sample's margins: the next click re-solves all 9 classes
+        t0 = time.perf_counter()
+        app.select(int(r))
+        fresh.append(time.perf_counter() - t0)
+    if app.last_error:
+        raise SystemExit(f"click failed: {app.last_error}")
+    t0 = time.perf_counter()
+    app.select_range(*np.nanquantile(app.result.margin, [0.0, 0.1]))
+    range_s = time.perf_counter() - t0
+    run_mb = rss_mb()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    t0 = time.perf_counter()
+    again = MarginExplorer(**settings)
+    again.run()
+    reopen_s = time.perf_counter() - t0
+
+    print(
+        f"\nMNIST margin explorer benchmark: N = {args.n}, MLP 784-{args.hidden}-10, {args.epochs} epochs, "
+        f"label corruption 0.2; torch threads {torch.get_num_threads()}, os.cpu_count() {os.cpu_count()}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print(f"  data: {app.train_data.source[:90]}")
+    rows = [
+        ("import explorer (torch, plotly, widgets)", f"{import_s:.1f} s"),
+        ("numba/UMAP first-call compilation", f"{compile_s:.1f} s"),
+        ("train model", f"{app.timings['model']:.1f} s"),
+        (
+            f"exact margins, {args.n} samples x 9 classes (batched)",
+            f"{app.timings['margins']:.1f} s  ({int(app.result.converged.sum())}/{args.n} verified)",
+        ),
+        (f"left view: {views[0]} of {args.n} inputs", f"{app.timings['embed0']:.1f} s"),
+        (f"right view: {views[1]} of {args.n} inputs", f"{app.timings['embed1']:.1f} s"),
+        (f"pca of {args.n} inputs", f"{pca_s:.2f} s"),
+        ("whole first run (train + margins + 2 views + figures)", f"{total_s:.1f} s"),
+        (
+            "click -> details, margins cached (median / max)",
+            f"{statistics.median(cached) * 1e3:.0f} / {max(cached) * 1e3:.0f} ms",
+        ),
+        (
+            "click -> details, solving 9 classes (median / max)",
+            f"{statistics.median(fresh) * 1e3:.0f} / {max(fresh) * 1e3:.0f} ms",
+        ),
+        ("range selection -> highlight in both views", f"{range_s * 1e3:.0f} ms"),
+        ("RSS after imports", f"{base_mb:.0f} MB"),
+        ("RSS of the running explorer", f"{run_mb:.0f} MB"),
+        ("peak RSS", f"{peak_mb:.0f} MB"),
+        ("reopen from the disk cache (second app, same settings)", f"{reopen_s:.1f} s  {again.from_cache}"),
+    ]
+    w = max(len(a) for a, _ in rows)
+    for a, b in rows:
+        print(f"  {a:<{w}}  {b}")
+
+
+if __name__ == "__main__":
+    main()

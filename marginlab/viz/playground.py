@@ -1,0 +1,270 @@
+"""Figure builders for 2-D margin studies: data in, ``plotly.graph_objects.Figure`` out.
+
+Each figure has a fixed trace layout so a live view (the Playground widget) can update it in place:
+the ``*_props`` functions return the property dicts of single traces, and the ``*`` builders assemble the
+whole figure from the same functions, so a figure is built in one place only.
+
+``decision_surface`` traces, in order (:data:`SURFACE_TRACES`): class-region heatmap (also the target of
+clicks on empty space), decision boundary, train (clean), train (corrupted), test, every training sample's
+segment, linearized and DeepFool estimates, the selected sample's segment and boundary point, the
+selected-sample ring.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .common import (
+    REGION_LEVELS,
+    Grid,
+    boundary_segments,
+    class_color,
+    region_colorscale,
+    region_levels,
+    segments_xy,
+)
+
+__all__ = ["SURFACE_TRACES", "decision_surface", "regions_props", "boundary_props", "points_props",
+           "segment_props", "marker_props", "margin_histogram", "histogram_props", "training_curves",
+           "curves_props", "margin_curves", "margin_curves_props", "CORRUPTION_SYMBOLS"]
+
+SURFACE_TRACES = ("regions", "boundary", "train", "train_corrupted", "test", "all_segments", "linearized",
+                  "deepfool", "segment", "boundary_point", "selected")
+
+# kind code -> marker symbol: 0 clean, 1 label-corrupted, 2 input-corrupted, 3 both
+CORRUPTION_SYMBOLS = ("circle", "x", "diamond", "star")
+
+_EMPTY = np.zeros(0, np.float32)
+
+
+def _class_colorscale(n_classes: int) -> list:
+    scale = []
+    for k in range(n_classes):
+        scale += [[k / n_classes, class_color(k)], [(k + 1) / n_classes, class_color(k)]]
+    return scale
+
+
+def regions_props(grid: Grid, logits, n_classes: int) -> dict:
+    """Heatmap ``z`` (int8 class/confidence levels) for grid ``logits`` (ny*nx, K)."""
+    return {"z": region_levels(logits, grid.shape)}
+
+
+def boundary_props(grid: Grid, logits) -> dict:
+    x, y = boundary_segments(grid, logits)
+    return {"x": x, "y": y}
+
+
+def points_props(X, y, n_classes: int, *, rows=None, kind=None, hover_prefix: str = "") -> dict:
+    """A scatter trace's data for samples ``X`` (n, 2) with labels ``y``; ``rows`` go into ``customdata``
+    (the sample's row in its dataset); ``kind`` (n,) picks the marker symbol (see CORRUPTION_SYMBOLS)."""
+    X = np.asarray(X, dtype=np.float32).reshape(-1, 2)
+    y = np.asarray(y).astype(np.int8)
+    rows = np.arange(len(X), dtype=np.int32) if rows is None else np.asarray(rows, dtype=np.int32)
+    marker = {"color": y, "cmin": -0.5, "cmax": n_classes - 0.5, "colorscale": _class_colorscale(n_classes)}
+    if kind is not None:
+        marker["symbol"] = [CORRUPTION_SYMBOLS[int(k)] for k in np.asarray(kind)]
+    return {"x": X[:, 0], "y": X[:, 1], "customdata": rows, "marker": marker,
+            "hovertemplate": f"{hover_prefix}#%{{customdata}} class %{{marker.color}}<br>"
+                             "(%{x:.3f}, %{y:.3f})<extra></extra>"}
+
+
+def segment_props(start, end, dtype=np.float64) -> dict:
+    """Line pieces from ``start`` (m, 2) to ``end`` (m, 2) (rows with NaN are left out). float64 keeps a
+    drawn boundary point exact (it still verifies); pass float32 for many segments (smaller payload)."""
+    x, y = segments_xy(start, end, dtype=dtype)
+    return {"x": x, "y": y}
+
+
+def marker_props(points) -> dict:
+    """Marker positions ``points`` (m, 2) (NaN rows left out)."""
+    P = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    P = P[np.isfinite(P).all(1)]
+    return {"x": P[:, 0], "y": P[:, 1]}
+
+
+def decision_surface(grid: Grid, logits, *, n_classes: int, train_X=None, train_y=None, train_kind=None,
+                     test_X=None, test_y=None, selected=None, boundary_point=None, estimates=None,
+                     all_segments=None, title: str = "", width: int = 500, height: int = 480,
+                     uirevision: str = "surface"):
+    """Class regions and decision boundary of a 2-D classifier, with samples and margin segments.
+
+    ``logits`` (ny*nx, K) are the model's outputs at ``grid.points``. ``train_kind`` (n,) marks corrupted
+    training samples (0 clean, 1 label, 2 input, 3 both). ``selected`` (2,) is a sample and
+    ``boundary_point`` (2,) its nearest boundary point; ``estimates`` maps ``"linearized"``/``"deepfool"`` to
+    estimated boundary points (2,); ``all_segments`` is a pair ``(samples (m, 2), boundary points (m, 2))``.
+    """
+    import plotly.graph_objects as go
+
+    K = int(n_classes)
+    regions = go.Heatmap(
+        x=grid.xs, y=grid.ys, name="regions", showscale=False, hoverinfo="none",
+        colorscale=region_colorscale(K), zmin=-0.5, zmax=K * REGION_LEVELS - 0.5,
+        **regions_props(grid, logits, K))
+    boundary = go.Scatter(mode="lines", name="boundary", hoverinfo="skip", showlegend=False,
+                          line={"color": "#222", "width": 2}, **boundary_props(grid, logits))
+
+    def pts(X, y, rows, kind, name, **style):
+        if X is None or len(X) == 0:
+            props = {"x": _EMPTY, "y": _EMPTY, "customdata": np.zeros(0, np.int32)}
+        else:
+            props = points_props(X, y, K, rows=rows, kind=kind, hover_prefix=f"{name} ")
+        style_marker = style.pop("marker", {})
+        props["marker"] = {**style_marker, **props.get("marker", {})}
+        return go.Scatter(mode="markers", name=name, **props, **style)
+
+    train_X = np.zeros((0, 2), np.float32) if train_X is None else np.asarray(train_X).reshape(-1, 2)
+    train_kind = np.zeros(len(train_X), np.int8) if train_kind is None else np.asarray(train_kind)
+    clean = train_kind == 0
+    rows = np.arange(len(train_X))
+    ty = np.zeros(0, np.int64) if train_y is None else np.asarray(train_y)
+    line = {"color": "white", "width": 1}
+    traces = [
+        regions, boundary,
+        pts(train_X[clean], ty[clean] if len(ty) else ty, rows[clean], None, "train",
+            marker={"size": 7, "line": line}),
+        pts(train_X[~clean], ty[~clean] if len(ty) else ty, rows[~clean], train_kind[~clean],
+            "train (corrupted)", marker={"size": 9, "line": {"color": "black", "width": 1.5}}),
+        pts(test_X, test_y, None, None, "test",
+            marker={"size": 7, "opacity": 0.55, "line": {"color": "black", "width": 1}}),
+    ]
+    seg = segment_props(*all_segments, dtype=np.float32) if all_segments is not None else {"x": _EMPTY, "y": _EMPTY}
+    traces.append(go.Scatter(mode="lines", name="all segments", hoverinfo="skip", showlegend=False,
+                             line={"color": "rgba(40,40,40,0.45)", "width": 1}, **seg))
+    estimates = estimates or {}
+    for name, dash, symbol in (("linearized", "dash", "triangle-up"), ("deepfool", "dot", "square")):
+        p = estimates.get(name)
+        xy = (segment_props(np.reshape(selected, (1, 2)), np.reshape(p, (1, 2)))
+              if p is not None and selected is not None else {"x": _EMPTY, "y": _EMPTY})
+        traces.append(go.Scatter(mode="lines+markers", name=name, hoverinfo="skip", showlegend=False,
+                                 line={"color": "#555", "width": 1.5, "dash": dash},
+                                 marker={"symbol": symbol, "size": [0, 9, 0], "color": "#555"}, **xy))
+    has_sel = selected is not None and boundary_point is not None
+    seg1 = segment_props(np.reshape(selected, (1, 2)), np.reshape(boundary_point, (1, 2))) if has_sel else {
+        "x": _EMPTY, "y": _EMPTY}
+    traces.append(go.Scatter(mode="lines", name="segment", hoverinfo="skip", showlegend=False,
+                             line={"color": "black", "width": 2.5}, **seg1))
+    bp = marker_props(np.reshape(boundary_point, (1, 2))) if has_sel else {"x": _EMPTY, "y": _EMPTY}
+    traces.append(go.Scatter(mode="markers", name="boundary point", hoverinfo="skip", showlegend=False,
+                             marker={"symbol": "x-thin", "size": 14, "line": {"width": 3, "color": "black"}},
+                             **bp))
+    sel = marker_props(np.reshape(selected, (1, 2))) if selected is not None else {"x": _EMPTY, "y": _EMPTY}
+    traces.append(go.Scatter(mode="markers", name="selected", hoverinfo="skip", showlegend=False,
+                             marker={"symbol": "circle-open", "size": 16, "line": {"width": 2.5},
+                                     "color": "black"}, **sel))
+    fig = go.Figure(traces)
+    fig.update_layout(
+        title={"text": title, "x": 0.02, "font": {"size": 14}}, width=width, height=height,
+        margin={"l": 40, "r": 10, "t": 40 if title else 10, "b": 30}, uirevision=uirevision,
+        hovermode="closest", clickmode="event", dragmode=False, plot_bgcolor="white",
+        legend={"orientation": "h", "y": -0.08, "x": 0, "font": {"size": 11}},
+        xaxis={"range": grid.x_range, "constrain": "domain", "showgrid": False, "zeroline": False},
+        yaxis={"range": grid.y_range, "scaleanchor": "x", "scaleratio": 1, "constrain": "domain",
+               "showgrid": False, "zeroline": False})
+    return fig
+
+
+def histogram_props(groups: dict, *, bins: int = 30, value_range=None) -> list[dict]:
+    """Counts of each group's values on shared bins, one dict per group (``x`` bin centres, ``y`` counts,
+    ``width``). NaN values are not binned; they are counted in the trace name."""
+    arrays = {k: np.asarray(v, dtype=np.float64).ravel() for k, v in groups.items()}
+    finite = np.concatenate([a[np.isfinite(a)] for a in arrays.values()] + [np.zeros(0)])
+    if value_range is None:
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    else:
+        lo, hi = map(float, value_range)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, int(bins) + 1)
+    centers = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
+    out = []
+    for name, a in arrays.items():
+        ok = np.isfinite(a)
+        counts, _ = np.histogram(np.clip(a[ok], lo, hi), bins=edges)
+        n_nan = int((~ok).sum())
+        label = f"{name} ({len(a)})" + (f", {n_nan} unsolved" if n_nan else "")
+        out.append({"x": centers, "y": counts.astype(np.int32), "width": float(edges[1] - edges[0]),
+                    "name": label})
+    return out
+
+
+def margin_histogram(groups: dict, *, bins: int = 30, value_range=None, colors=None,
+                     title: str = "Margins", xaxis_title: str = "margin (signed: < 0 misclassified)",
+                     width: int = 440, height: int = 260, uirevision: str = "histogram"):
+    """Overlaid histograms of margins, one bar trace per group (e.g. ``{"train clean": m1, "train
+    corrupted": m2, "test": m3}``) on shared bins; each trace's ``y`` holds the counts."""
+    import plotly.graph_objects as go
+
+    default = ("#4C78A8", "#E45756", "#9D9D9D", "#72B7B2", "#F58518")
+    colors = colors or {}
+    traces = []
+    for i, props in enumerate(histogram_props(groups, bins=bins, value_range=value_range)):
+        key = list(groups)[i]
+        traces.append(go.Bar(marker={"color": colors.get(key, default[i % len(default)])}, opacity=0.6,
+                             hovertemplate="%{x:.3g}: %{y}<extra>%{fullData.name}</extra>", **props))
+    fig = go.Figure(traces)
+    fig.update_layout(barmode="overlay", bargap=0, title={"text": title, "x": 0.02, "font": {"size": 13}},
+                      width=width, height=height, margin={"l": 45, "r": 10, "t": 35, "b": 40},
+                      uirevision=uirevision, xaxis_title=xaxis_title, yaxis_title="samples",
+                      legend={"font": {"size": 10}, "x": 1, "xanchor": "right", "y": 1},
+                      plot_bgcolor="white", xaxis={"gridcolor": "#eee"}, yaxis={"gridcolor": "#eee"})
+    return fig
+
+
+def _f32(v):
+    return np.asarray(v, dtype=np.float32)
+
+
+def curves_props(history) -> list[dict]:
+    """``x, y`` of the four training curves (train loss, test loss, train acc, test acc) from a history
+    (an object or dict with ``epoch, loss, acc, val_loss, val_acc`` lists)."""
+    get = (lambda k: history.get(k, [])) if isinstance(history, dict) else (lambda k: getattr(history, k, []))
+    ep = _f32(get("epoch"))
+    out = []
+    for key in ("loss", "val_loss", "acc", "val_acc"):
+        v = _f32(get(key))
+        out.append({"x": ep[:len(v)], "y": v})
+    return out
+
+
+def training_curves(history, *, title: str = "", width: int = 440, height: int = 230,
+                    uirevision: str = "curves"):
+    """Loss (left) and accuracy (right) per epoch, train solid and test dashed."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.15)
+    names = ("train", "test", "train acc", "test acc")
+    for i, props in enumerate(curves_props(history)):
+        fig.add_trace(go.Scatter(mode="lines", name=names[i], showlegend=i < 2,
+                                 line={"color": "#4C78A8" if i % 2 == 0 else "#F58518",
+                                       "dash": "solid" if i % 2 == 0 else "dash"}, **props),
+                      row=1, col=1 + i // 2)
+    fig.update_layout(title={"text": title, "x": 0.02}, width=width, height=height, uirevision=uirevision,
+                      margin={"l": 40, "r": 10, "t": 30, "b": 35}, plot_bgcolor="white")
+    fig.update_xaxes(title_text="epoch", gridcolor="#eee")
+    fig.update_yaxes(gridcolor="#eee")
+    fig.update_yaxes(range=[0, 1.02], row=1, col=2)
+    return fig
+
+
+def margin_curves_props(epochs, curves: dict) -> list[dict]:
+    ep = _f32(epochs)
+    return [{"x": ep, "y": _f32(v), "name": k} for k, v in curves.items()]
+
+
+def margin_curves(epochs, curves: dict, *, title: str = "Margin over training", width: int = 440,
+                  height: int = 230, uirevision: str = "margin-curves"):
+    """Margin statistics over training, e.g. ``{"train min": [...], "train mean": [...]}`` against
+    ``epochs`` (a float epoch per measurement)."""
+    import plotly.graph_objects as go
+
+    colors = ("#E45756", "#4C78A8", "#9D9D9D", "#72B7B2")
+    dashes = ("solid", "solid", "dash", "dot")
+    fig = go.Figure([go.Scatter(mode="lines", line={"color": colors[i % 4], "dash": dashes[i % 4]}, **p)
+                     for i, p in enumerate(margin_curves_props(epochs, curves))])
+    fig.update_layout(title={"text": title, "x": 0.02, "font": {"size": 13}}, width=width, height=height,
+                      uirevision=uirevision, margin={"l": 45, "r": 10, "t": 35, "b": 35},
+                      xaxis_title="epoch", yaxis_title="margin", plot_bgcolor="white",
+                      legend={"font": {"size": 10}, "orientation": "h", "y": -0.3},
+                      xaxis={"gridcolor": "#eee"}, yaxis={"gridcolor": "#eee", "zerolinecolor": "#bbb"})
+    return fig
