@@ -48,8 +48,11 @@ def stats(xs, cpu=None):
     """Wall-clock median/p90/max; with ``cpu`` (process CPU seconds) also the CPU median, which a busy shared
     machine inflates much less than the wall clock."""
     xs = sorted(xs)
-    out = (f"median {1000 * statistics.median(xs):6.1f} ms   p90 {1000 * xs[int(0.9 * (len(xs) - 1))]:6.1f} ms   "
-           f"max {1000 * xs[-1]:6.1f} ms")
+    out = (
+        f"median {1000 * statistics.median(xs):6.1f} ms   "
+        f"p90 {1000 * xs[int(0.9 * (len(xs) - 1))]:6.1f} ms   "
+        f"max {1000 * xs[-1]:6.1f} ms"
+    )
     if cpu:
         out += f"   cpu median {1000 * statistics.median(cpu):6.1f} ms"
     return out + f"  (n={len(xs)})"
@@ -82,15 +85,31 @@ def main():
 
     from marginlab.widgets import Playground
 
-    app = Playground(n_samples=args.n_samples, test_percent=args.test_percent, hidden=args.hidden,
-                     steps_per_tick=args.steps, margin_every=args.margin_every, device=args.device)
+    app = Playground(
+        n_samples=args.n_samples,
+        test_percent=args.test_percent,
+        hidden=args.hidden,
+        steps_per_tick=args.steps,
+        margin_every=args.margin_every,
+        device=args.device,
+    )
     assert app.error is None, app.error
-    print(f"playground: moons, {len(app.train)} train + {len(app.test)} test points, hidden {args.hidden}, "
-          f"k={args.steps} steps/tick, device {app.trainer.device}, torch threads {torch.get_num_threads()} "
-          f"(the app runs torch on 1 thread)")
-    meter = PayloadMeter({"surface": app.surface, "curves": app.curves, "histogram": app.histogram,
-                          "margin_curves": app.margin_plot, "status": app.status, "info": app.info,
-                          "message": app.message})
+    print(
+        f"playground: moons, {len(app.train)} train + {len(app.test)} test points, hidden {args.hidden}, "
+        f"k={args.steps} steps/tick, device {app.trainer.device}, torch threads {torch.get_num_threads()} "
+        f"(the app runs torch on 1 thread)"
+    )
+    meter = PayloadMeter(
+        {
+            "surface": app.surface,
+            "curves": app.curves,
+            "histogram": app.histogram,
+            "margin_curves": app.margin_plot,
+            "status": app.status,
+            "info": app.info,
+            "message": app.message,
+        }
+    )
     for _ in range(5):  # warm up and get off the untrained start
         app.tick()
     meter.take()
@@ -116,11 +135,14 @@ def main():
     print(f"\ntick (k={args.steps} steps + batch_update of surface and curves):  {stats(plain, plain_cpu)}")
     pb = mean_bytes(plain_bytes)
     print(f"   payload per tick: {sum(pb.values())} B  {pb}")
-    print(f"tick that also refreshes all margins, bounded live solve (every {args.margin_every} ticks): "
-          f"{stats(with_margins, margin_cpu)}")
+    print(
+        f"tick that also refreshes all margins, bounded live solve (every {args.margin_every} ticks): "
+        f"{stats(with_margins, margin_cpu)}"
+    )
     mb = mean_bytes(margin_bytes)
     print(f"   payload per such tick: {sum(mb.values())} B  {mb}")
-    print(f"   amortised tick: {1000 * (sum(plain) + sum(with_margins)) / (len(plain) + len(with_margins)):.1f} ms")
+    amortised = (sum(plain) + sum(with_margins)) / (len(plain) + len(with_margins))
+    print(f"   amortised tick: {1000 * amortised:.1f} ms")
 
     # clicks on training points: the plotly callback path, solve + draw (one batch_update)
     rng = np.random.default_rng(0)
@@ -128,27 +150,46 @@ def main():
     k_idx = app._trace["train"]
 
     def click(k):
-        app.surface._handler_js2py_pointsCallback({"new": {
-            "event_type": "plotly_click",
-            "points": {"xs": [float(tr.x[k])], "ys": [float(tr.y[k])], "point_indexes": [int(k)],
-                       "trace_indexes": [k_idx]}}})
+        app.surface._handler_js2py_pointsCallback(
+            {
+                "new": {
+                    "event_type": "plotly_click",
+                    "points": {
+                        "xs": [float(tr.x[k])],
+                        "ys": [float(tr.y[k])],
+                        "point_indexes": [int(k)],
+                        "trace_indexes": [k_idx],
+                    },
+                }
+            }
+        )
         assert app.error is None, app.error
         assert app.selection["converged"], "boundary point did not verify"
 
-    # (a) mid-training: the weights moved since the last margin refresh, so the click solves its sample
-    times, cpu = [], []
-    for k in rng.choice(len(tr.x), size=min(args.clicks, len(tr.x)), replace=False):
-        app.trainer.step(1)
-        app._version += 1  # what a tick does: the cached margins are stale now
-        with Clock() as c:
-            click(k)
-        times.append(c.wall)
-        cpu.append(c.cpu)
+    # (a) mid-training: the weights moved since the last margin refresh, so the click solves its sample;
+    # while playing that solve is bounded (live_max_iter), paused (e.g. after the step button) it is exact
+    results = {}
+    for mode in ("playing", "paused"):
+        app.play.playing = mode == "playing"
+        times, cpu = [], []
+        for k in rng.choice(len(tr.x), size=min(args.clicks, len(tr.x)), replace=False):
+            app.trainer.step(1)
+            app._version += 1  # what a tick does: the cached margins are stale now
+            with Clock() as c:
+                click(k)
+            times.append(c.wall)
+            cpu.append(c.cpu)
+            assert app.selection["exact"] == (mode == "paused")
+        results[mode] = (times, cpu)
     sizes, _n = meter.take()
-    click_times, click_cpu = times, cpu
-    print(f"\nclick mid-training -> exact nearest boundary point solved and drawn: {stats(times, cpu)}")
-    print(f"   payload per click: {sum(sizes.values()) // len(times)} B")
+    click_times, click_cpu = results["playing"]
+    print(
+        f"\nclick while playing -> boundary point solved (bounded) and drawn:   {stats(*results['playing'])}"
+    )
+    print(f"click after a step, paused -> exact nearest point solved and drawn: {stats(*results['paused'])}")
+    print(f"   payload per click: {sum(sizes.values()) // (2 * len(times))} B")
     # (b) paused: pausing solved every sample exactly, a click only draws
+    app.play.playing = True
     app.play.playing = False
     times, cpu = [], []
     for k in rng.choice(len(tr.x), size=min(args.clicks, len(tr.x)), replace=False):
@@ -178,9 +219,11 @@ def main():
     print(f"click on empty space (paused) -> point added, its margin solved:      {stats(times, cpu)}")
     ok_tick = statistics.median(plain) <= 0.100
     ok_click = statistics.median(click_times) <= 0.150
-    print(f"\ntargets (wall medians): click mid-training <= 150 ms {'met' if ok_click else 'MISSED'} "
-          f"(cpu {1000 * statistics.median(click_cpu):.0f} ms); training tick <= 100 ms "
-          f"{'met' if ok_tick else 'MISSED'}")
+    print(
+        f"\ntargets (wall medians): click while playing <= 150 ms {'met' if ok_click else 'MISSED'} "
+        f"(cpu {1000 * statistics.median(click_cpu):.0f} ms); training tick <= 100 ms "
+        f"{'met' if ok_tick else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

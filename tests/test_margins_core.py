@@ -164,6 +164,14 @@ def test_bad_inputs():
         compute_margins(m, X, p=0.5)
     with pytest.raises(ValueError, match="tol"):
         compute_margins(m, X, tol=0)
+    with pytest.raises(ValueError, match="tol"):
+        compute_margins(m, X, tol=-1e-3)
+    with pytest.raises(ValueError, match="tol"):
+        compute_margins(m, X, tol=float("nan"))
+    with pytest.raises(TypeError, match="tol"):
+        compute_margins(m, X, tol="small")
+    with pytest.raises(ValueError, match="max_iter"):
+        compute_margins(m, X, method="batched", max_iter=0)
     with pytest.raises(ValueError, match="no parameters"):
         compute_margins(torch.nn.Flatten(), X)
     with pytest.raises(ValueError, match="p=1 is not supported"):
@@ -179,6 +187,61 @@ def test_zero_gradient_flagged_not_looping():
     assert not r.converged.any() and np.isnan(r.margin).all()
     assert r.info["zero_gradient"] > 0
     assert (r.iterations <= 50).all()
+
+
+def test_dead_relu_region_flagged_or_exact():
+    """One ReLU unit h = relu(x0); logits (2h - 0.5, 0.5 - 2h)... boundary x0 = 0.25 where h > 0, constant
+    logits (zero gradient) for x0 < 0. Samples with a gradient get the exact distance; samples in the dead
+    region are either flagged (zero gradient, not converged) or verified at the true distance: never a wrong
+    margin, never an endless loop."""
+    net = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.ReLU(), torch.nn.Linear(1, 2))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.0]]))
+        net[0].bias.zero_()
+        net[2].weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        net[2].bias.copy_(torch.tensor([-0.25, 0.25]))
+    X = torch.tensor([[1.0, 0.3], [0.6, -2.0], [0.1, 0.5], [-0.5, 0.0], [-2.0, 1.0], [-0.1, -0.1]])
+    r = compute_margins(net, X, method="batched", max_iter=20)
+    true = np.abs(X[:, 0].numpy() - 0.25)
+    live = X[:, 0].numpy() > 0
+    assert r.converged[live].all()
+    np.testing.assert_allclose(r.margin[live], true[live], rtol=1e-6)
+    dead = ~live
+    ok = r.converged[dead]
+    np.testing.assert_allclose(r.margin[dead][ok], true[dead][ok], rtol=1e-6)
+    assert np.isnan(r.margin[dead][~ok]).all()
+    assert (r.iterations <= 20).all()
+    if (~ok).any():
+        assert r.info["zero_gradient"] > 0
+    # the same net without the direction starts: the dead samples cannot move and are flagged
+    r1 = compute_margins(net, X, method="batched", n_directions=0, restarts=1, max_iter=20)
+    assert not r1.converged[dead].any() and r1.info["zero_gradient"] == dead.sum()
+    np.testing.assert_allclose(r1.margin[live], true[live], rtol=1e-6)
+
+
+def test_batched_many_local_minima_2d():
+    """A 2-D net whose boundary has several local minima: with direction starts the batched solver finds the
+    global one (brute force over a fine polar grid of rays)."""
+    torch.manual_seed(3)
+    net = MLP((2,), (64, 64), 3, seed=3)
+    X = torch.randn(12, 2) * 0.5
+    r = compute_margins(net, X, method="batched")
+    _verify_points(net, r)
+    ang = np.linspace(0, 2 * np.pi, 3600, endpoint=False)
+    rad = np.linspace(0, 6, 3001)[1:]
+    U = np.stack([np.cos(ang), np.sin(ang)], 1)
+    for n in range(12):
+        if not np.isfinite(r.margin[n]):
+            continue
+        P = (X[n].numpy()[None, None] + rad[None, :, None] * U[:, None]).reshape(-1, 2).astype(np.float32)
+        with torch.no_grad():
+            cls = net(torch.as_tensor(P)).argmax(1).numpy().reshape(len(ang), len(rad))
+        hit = cls != r.pred[n]
+        first = np.where(hit.any(1), rad[hit.argmax(1)], np.inf)
+        d = first.min()
+        # the ray grid overshoots the boundary by at most one radial step and misses by the angular step
+        assert r.margin[n] <= d + 1e-9
+        assert r.margin[n] >= d - (rad[1] - rad[0]) - d * (ang[1] - ang[0])
 
 
 def test_normalized_margins_invariant_to_layer_rescaling():

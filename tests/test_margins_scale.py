@@ -15,8 +15,8 @@ def mnist_mlp():
 
     torch.manual_seed(0)
     tr = load_mnist("train", flatten=True)
-    m = MLP((784,), (64,), 10, seed=0)
-    fit(m, tr, epochs=2, lr=1e-3, optimizer="adam", batch_size=128, progress=False)
+    m = MLP((784,), (32,), 10, seed=0)
+    fit(m, tr, epochs=1, lr=1e-3, optimizer="adam", batch_size=128, progress=False)
     te = load_mnist("test", flatten=True)
     return m, torch.as_tensor(te.X[:3])
 
@@ -25,7 +25,7 @@ def test_batched_matches_nlopt_on_mnist(mnist_mlp):
     pytest.importorskip("nlopt")
     m, X = mnist_mlp
     rb = compute_margins(m, X, method="batched")
-    rn = compute_margins(m, X, method="nlopt", maxtime=2.0)
+    rn = compute_margins(m, X, method="nlopt", maxtime=2.0, n_jobs=2)
     assert rb.converged.all() and rn.converged.all()
     rel = (rb.margin - rn.margin) / rn.margin
     assert np.median(np.abs(rel)) <= 1e-3

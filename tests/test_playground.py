@@ -1,4 +1,4 @@
-"""Headless tests of the Playground app: the same methods the Play tick and the plotly click callbacks call."""
+"""Headless Playground tests: the same methods the Play tick and the plotly click callbacks call."""
 
 import html
 
@@ -19,8 +19,19 @@ def _one_torch_thread():
     torch.set_num_threads(n)
 
 
-DEFAULTS = dict(n_samples=80, hidden="16", lr=0.02, steps_per_tick=5, margin_every=2, dataset="moons",
-                label_corruption=0.0, input_corruption=0.0, batch_size=32, loss="cross_entropy", optimizer="adam")
+DEFAULTS = dict(
+    n_samples=80,
+    hidden="16",
+    lr=0.02,
+    steps_per_tick=5,
+    margin_every=2,
+    dataset="moons",
+    label_corruption=0.0,
+    input_corruption=0.0,
+    batch_size=32,
+    loss="cross_entropy",
+    optimizer="adam",
+)
 
 
 def make_app(**kw):
@@ -39,9 +50,14 @@ def frontend_click(app, trace_name, point_index, x, y):
     """Deliver a click as the plotly frontend does (a points-callback message naming the clicked trace);
     plotly then calls every trace's on_click, the others with empty ``point_inds``."""
     k = app._trace[trace_name]
-    app.surface._handler_js2py_pointsCallback({"new": {
-        "event_type": "plotly_click",
-        "points": {"xs": [x], "ys": [y], "point_indexes": [point_index], "trace_indexes": [k]}}})
+    app.surface._handler_js2py_pointsCallback(
+        {
+            "new": {
+                "event_type": "plotly_click",
+                "points": {"xs": [x], "ys": [y], "point_indexes": [point_index], "trace_indexes": [k]},
+            }
+        }
+    )
 
 
 def click_sample(app, trace_name, k):
@@ -99,8 +115,9 @@ def test_play_widget_drives_the_same_tick(app):
     assert app.trainer.global_step == 15
 
 
-@pytest.mark.parametrize("trace_name, solved", [("train", "cached"), ("test", "cached"), ("train", "fresh"),
-                                                ("test", "fresh")])
+@pytest.mark.parametrize(
+    "trace_name, solved", [("train", "cached"), ("test", "cached"), ("train", "fresh"), ("test", "fresh")]
+)
 def test_click_sample_draws_verified_nearest_boundary_point(trained, trace_name, solved):
     app = trained
     if solved == "fresh":  # weights moved since the last margin refresh: the click solves the sample itself
@@ -157,8 +174,15 @@ def test_click_follows_training(trained):
     app.tick()
     app.tick()
     assert not app.margins_exact and not app.selection["exact"] and "pause" in app.info.value
+    app.controls["margin_every"].value = 1000
+    app.tick()  # weights moved: a click while playing solves its sample with the bounded (live) solve
+    app.controls["margin_every"].value = 2
+    app.select("train", 6)
+    assert app.error is None and not app.selection["exact"] and app.selection["converged"]
     app.play.playing = False
     assert app.margins_exact and app._margins_version == app._version and app.selection["exact"]
+    ref = compute_margins(app.model, np.concatenate([app.train.X, app.test.X]), method="batched")
+    assert app.selection["margin"] == pytest.approx(float(ref.margin[6]), rel=1e-9)
 
 
 def test_click_empty_space_adds_a_point(app):
@@ -199,7 +223,8 @@ def test_histogram_counts_match_clean_and_corrupted(app):
     n_corr = int(app.train.corrupted.sum())
     n_clean = len(app.train) - n_corr
     assert n_corr == round(0.2 * len(app.train)) + round(0.1 * len(app.train)) - int(
-        (app.train.meta["label_corrupted"] & app.train.meta["input_corrupted"]).sum())
+        (app.train.meta["label_corrupted"] & app.train.meta["input_corrupted"]).sum()
+    )
     groups = app.histogram_groups
     counts = [int(np.sum(t.y)) for t in app.histogram.data]
     nan = [int(np.isnan(v).sum()) for v in groups.values()]
@@ -219,7 +244,7 @@ def test_all_segments_and_estimates_overlays(trained):
     app = trained
     app.show_all.value = True
     segs = trace(app, "all_segments")
-    assert len(segs.x) == 3 * int(np.isfinite(app.margins.margin[:len(app.train)]).sum())
+    assert len(segs.x) == 3 * int(np.isfinite(app.margins.margin[: len(app.train)]).sum())
     app.show_all.value = False
     assert len(trace(app, "all_segments").x) == 0
     app.show_estimates["linearized"].value = True
@@ -234,16 +259,19 @@ def test_all_segments_and_estimates_overlays(trained):
     assert len(trace(app, "linearized").x) == 0
 
 
-@pytest.mark.parametrize("setting, value, phrase", [
-    ("n_samples", 0, "Number of samples"),
-    ("label_corruption", 150.0, "Label corruption"),
-    ("input_corruption", -5.0, "Input corruption"),
-    ("hidden", "16, 0", "0-width layer"),
-    ("hidden", "sixteen", "Hidden layers"),
-    ("lr", 0.0, "Learning rate must be a number > 0"),
-    ("lr", -0.1, "Learning rate must be a number > 0"),
-    ("batch_size", 0, "Batch size"),
-])
+@pytest.mark.parametrize(
+    "setting, value, phrase",
+    [
+        ("n_samples", 0, "Number of samples"),
+        ("label_corruption", 150.0, "Label corruption"),
+        ("input_corruption", -5.0, "Input corruption"),
+        ("hidden", "16, 0", "0-width layer"),
+        ("hidden", "sixteen", "Hidden layers"),
+        ("lr", 0.0, "Learning rate must be a number > 0"),
+        ("lr", -0.1, "Learning rate must be a number > 0"),
+        ("batch_size", 0, "Batch size"),
+    ],
+)
 def test_bad_settings_show_a_message_and_the_app_recovers(app, setting, value, phrase):
     step0 = app.trainer.global_step
     app.controls[setting].value = value  # what typing into the control does
@@ -251,8 +279,14 @@ def test_bad_settings_show_a_message_and_the_app_recovers(app, setting, value, p
     assert html.escape(phrase) in app.message.value and "Traceback" not in app.message.value
     app.tick()  # ticks do nothing while the settings are invalid (no freeze, no exception)
     assert app.trainer.global_step == step0
-    good = {"n_samples": 80, "label_corruption": 0.0, "input_corruption": 0.0, "hidden": "16", "lr": 0.02,
-            "batch_size": 32}[setting]
+    good = {
+        "n_samples": 80,
+        "label_corruption": 0.0,
+        "input_corruption": 0.0,
+        "hidden": "16",
+        "lr": 0.02,
+        "batch_size": 32,
+    }[setting]
     app.controls[setting].value = good
     assert app.error is None and app.message.value == ""
     app.tick()
@@ -294,4 +328,4 @@ def test_widgets_package_is_lazy():
 
     assert "MarginExplorer" in w.__all__ and "Playground" in w.__all__
     with pytest.raises(AttributeError):
-        w.NoSuchApp
+        _ = w.NoSuchApp

@@ -6,7 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from marginlab.viz import common, playground as vp
+from marginlab.viz import common
+from marginlab.viz import playground as vp
 
 
 def _linear_logits(grid, w, b):
@@ -77,13 +78,36 @@ def test_decision_surface_layout_and_traces():
     Xtr, ytr = rng.normal(size=(30, 2)), rng.integers(0, 2, 30)
     kind = np.zeros(30, np.int8)
     kind[:4] = [1, 2, 3, 1]
-    fig = vp.decision_surface(g, L, n_classes=2, train_X=Xtr, train_y=ytr, train_kind=kind,
-                              test_X=Xtr[:5], test_y=ytr[:5], selected=[0.5, 0.5],
-                              boundary_point=[0.0, 0.5], estimates={"linearized": [0.01, 0.5]},
-                              all_segments=(Xtr, np.zeros_like(Xtr)), width=400, height=380)
+    fig = vp.decision_surface(
+        g,
+        L,
+        n_classes=2,
+        train_X=Xtr,
+        train_y=ytr,
+        train_kind=kind,
+        test_X=Xtr[:5],
+        test_y=ytr[:5],
+        selected=[0.5, 0.5],
+        boundary_point=[0.0, 0.5],
+        estimates={"linearized": [0.01, 0.5]},
+        all_segments=(Xtr, np.zeros_like(Xtr)),
+        width=400,
+        height=380,
+    )
     names = [t.name for t in fig.data]
-    assert names == ["regions", "boundary", "train", "train (corrupted)", "test", "all segments", "linearized",
-                     "deepfool", "segment", "boundary point", "selected"]
+    assert names == [
+        "regions",
+        "boundary",
+        "train",
+        "train (corrupted)",
+        "test",
+        "all segments",
+        "linearized",
+        "deepfool",
+        "segment",
+        "boundary point",
+        "selected",
+    ]
     assert len(names) == len(vp.SURFACE_TRACES)
     assert fig.data[0].type == "heatmap" and fig.data[0].hoverinfo == "none"  # receives clicks anywhere
     assert len(fig.data[2].x) == 26 and len(fig.data[3].x) == 4
@@ -114,8 +138,13 @@ def test_margin_histogram_counts():
 def test_training_and_margin_curves():
     from marginlab.train import History
 
-    h = History(epoch=[1, 2, 3], loss=[1.0, 0.5, 0.2], acc=[0.5, 0.8, 0.9], val_loss=[1.1, 0.6, 0.4],
-                val_acc=[0.5, 0.7, 0.85])
+    h = History(
+        epoch=[1, 2, 3],
+        loss=[1.0, 0.5, 0.2],
+        acc=[0.5, 0.8, 0.9],
+        val_loss=[1.1, 0.6, 0.4],
+        val_acc=[0.5, 0.7, 0.85],
+    )
     fig = vp.training_curves(h)
     assert len(fig.data) == 4
     assert list(fig.data[0].y) == pytest.approx([1.0, 0.5, 0.2])
@@ -128,8 +157,10 @@ def test_training_and_margin_curves():
 
 
 def test_viz_import_is_lazy():
-    code = ("import sys, marginlab.viz as v, marginlab.widgets as w; "
-            "assert 'plotly' not in sys.modules and 'ipywidgets' not in sys.modules, 'imported early'; "
-            "assert callable(v.decision_surface) and 'torch' not in sys.modules")
+    code = (
+        "import sys, marginlab.viz as v, marginlab.widgets as w; "
+        "assert 'plotly' not in sys.modules and 'ipywidgets' not in sys.modules, 'imported early'; "
+        "assert callable(v.decision_surface) and 'torch' not in sys.modules"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

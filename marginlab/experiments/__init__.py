@@ -12,12 +12,29 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["ExperimentSpec", "Unit", "load_spec", "run_experiment", "compute_unit", "prepare_data", "Results",
-           "STUDIES", "robust_accuracy"]
+__all__ = [
+    "ExperimentSpec",
+    "Unit",
+    "load_spec",
+    "run_experiment",
+    "compute_unit",
+    "prepare_data",
+    "Results",
+    "STUDIES",
+    "robust_accuracy",
+]
 
-_LAZY = {"ExperimentSpec": "spec", "Unit": "spec", "load_spec": "spec", "run_experiment": "runner",
-         "compute_unit": "runner", "prepare_data": "runner", "Results": "results", "STUDIES": "studies",
-         "robust_accuracy": "robustness"}
+_LAZY = {
+    "ExperimentSpec": "spec",
+    "Unit": "spec",
+    "load_spec": "spec",
+    "run_experiment": "runner",
+    "compute_unit": "runner",
+    "prepare_data": "runner",
+    "Results": "results",
+    "STUDIES": "studies",
+    "robust_accuracy": "robustness",
+}
 
 
 def __getattr__(name):

@@ -13,7 +13,8 @@ class Results:
     """Tables of a results folder as pandas DataFrames.
 
     ``samples``: one row per (unit, split, sample) with margin, maximum margin, lower bound ...; ``units``:
-    one row per trained model (accuracies, timings, what was missing); ``history``: per-epoch training records;
+    one row per trained model (accuracies, timings, what was missing); ``history``: per-epoch training
+    records;
     ``curves``: robust accuracy per attack and eps; ``trajectory``: margins at the tracked epochs.
     """
 

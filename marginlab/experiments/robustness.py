@@ -60,9 +60,11 @@ def perturb(model, X, y, attack: str, eps: float, *, steps: int = 10, seed: int 
     return (X + delta).detach()
 
 
-def robust_accuracy(model, X, y, *, attacks=("fgsm",), eps=(0.1,), steps: int = 10, seed: int = 0,
-                    batch_size: int = 512):
-    """Tidy DataFrame ``attack, eps, accuracy, n``: accuracy of ``model`` on perturbed ``X`` (numpy or tensor)."""
+def robust_accuracy(
+    model, X, y, *, attacks=("fgsm",), eps=(0.1,), steps: int = 10, seed: int = 0, batch_size: int = 512
+):
+    """Tidy DataFrame ``attack, eps, accuracy, n``: accuracy of ``model`` on perturbed ``X`` (numpy or
+    tensor)."""
     import pandas as pd
 
     dev = next(model.parameters()).device
@@ -77,11 +79,13 @@ def robust_accuracy(model, X, y, *, attacks=("fgsm",), eps=(0.1,), steps: int = 
             for e in eps:
                 correct = 0
                 for i in range(0, len(X), batch_size):
-                    xb, yb = X[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
+                    xb, yb = X[i : i + batch_size].to(dev), y[i : i + batch_size].to(dev)
                     xa = perturb(model, xb, yb, attack, float(e), steps=steps, seed=seed + i)
                     with torch.no_grad():
                         correct += int((model(xa).argmax(1) == yb).sum())
-                rows.append({"attack": attack, "eps": float(e), "accuracy": correct / max(len(X), 1), "n": len(X)})
+                rows.append(
+                    {"attack": attack, "eps": float(e), "accuracy": correct / max(len(X), 1), "n": len(X)}
+                )
     finally:
         model.train(was_training)
     return pd.DataFrame(rows)

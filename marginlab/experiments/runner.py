@@ -36,8 +36,15 @@ TABLES = ("samples", "history", "curves", "trajectory")
 
 # -- data -------------------------------------------------------------------------------------------
 def _data_key(spec: ExperimentSpec, unit: Unit) -> str:
-    return json.dumps({"data": spec.data, "corruption": unit.corruption, "fraction": unit.fraction,
-                       "n_train": unit.n_train}, sort_keys=True)
+    return json.dumps(
+        {
+            "data": spec.data,
+            "corruption": unit.corruption,
+            "fraction": unit.fraction,
+            "n_train": unit.n_train,
+        },
+        sort_keys=True,
+    )
 
 
 @lru_cache(maxsize=16)
@@ -63,13 +70,17 @@ def _prepare(data: dict, kind: str, fraction: float, n_train):
     perm = rng.permutation(len(pool))
     if n_train is not None:
         if n_train > len(pool):
-            raise ValueError(f"spec.data.n_train / spec.train_sizes asks for {n_train} training samples but "
-                             f"only {len(pool)} are available ({pool.source})")
+            raise ValueError(
+                f"spec.data.n_train / spec.train_sizes asks for {n_train} training samples but "
+                f"only {len(pool)} are available ({pool.source})"
+            )
         perm = perm[:n_train]
     train = pool.subset(perm)
     if data["n_val"] > len(vpool):
-        raise ValueError(f"spec.data.n_val={data['n_val']} exceeds the {len(vpool)} available validation samples")
-    val = vpool.subset(rng.permutation(len(vpool))[:data["n_val"]])
+        raise ValueError(
+            f"spec.data.n_val={data['n_val']} exceeds the {len(vpool)} available validation samples"
+        )
+    val = vpool.subset(rng.permutation(len(vpool))[: data["n_val"]])
     if data["sphere"]:
         train, val = project_sphere(train), project_sphere(val)
     if kind == "random":
@@ -87,8 +98,14 @@ def _random_labels(ds, fraction, seed):
     mask[rng.choice(len(ds), size=k, replace=False)] = True
     y = ds.y.copy()
     y[mask] = rng.integers(0, ds.n_classes, size=k)
-    return ds.replace(y=y, y_original=ds.y.copy(), corrupted=mask, corruption="label", corruption_fraction=fraction,
-                      source=f"{ds.source} | random labels {fraction:g} (seed {seed})")
+    return ds.replace(
+        y=y,
+        y_original=ds.y.copy(),
+        corrupted=mask,
+        corruption="label",
+        corruption_fraction=fraction,
+        source=f"{ds.source} | random labels {fraction:g} (seed {seed})",
+    )
 
 
 def prepare_data(spec, unit):
@@ -101,7 +118,7 @@ def prepare_data(spec, unit):
 def _margin_rows(spec: ExperimentSpec, n: int, split: str) -> np.ndarray:
     # the same rows for every unit sharing a training set: capacities and seeds are compared sample by sample
     rng = np.random.default_rng(spec.data["seed"] + (1 if split == "train" else 2))
-    return np.sort(rng.permutation(n)[:spec.margins["n_samples"]])
+    return np.sort(rng.permutation(n)[: spec.margins["n_samples"]])
 
 
 # -- model ------------------------------------------------------------------------------------------
@@ -116,10 +133,22 @@ def build_unit_model(spec, unit, input_shape, n_classes):
         shape = tuple(input_shape)
         if len(shape) == 2:
             shape = (1,) + shape
-        return CNN(unit.capacity, input_shape=shape, n_classes=n_classes, fc=m["fc"], activation=m["activation"],
-                   seed=unit.seed)
-    return MLP(input_shape, (unit.capacity,) * m["depth"], n_classes, activation=m["activation"], bias=m["bias"],
-               seed=unit.seed)
+        return CNN(
+            unit.capacity,
+            input_shape=shape,
+            n_classes=n_classes,
+            fc=m["fc"],
+            activation=m["activation"],
+            seed=unit.seed,
+        )
+    return MLP(
+        input_shape,
+        (unit.capacity,) * m["depth"],
+        n_classes,
+        activation=m["activation"],
+        bias=m["bias"],
+        seed=unit.seed,
+    )
 
 
 def _constraints(items):
@@ -134,16 +163,21 @@ def _constraints(items):
 
 
 # -- measurements -----------------------------------------------------------------------------------
-def _margins(spec, model, X, y):
+def _margins(spec, model, X, y, *, tracking=False):
     from ..margins import compute_margins
 
     m = spec.margins
-    return compute_margins(model, X, y=y, method=m["method"], skip_misclassified=m["skip_misclassified"],
-                           signed=m["signed"], **m["options"])
+    # margins during training may use a cheaper method (track_method); its own default options then
+    method = m["track_method"] if tracking and m["track_method"] else m["method"]
+    options = m["options"] if method == m["method"] else {}
+    return compute_margins(
+        model, X, y=y, method=method, skip_misclassified=m["skip_misclassified"], signed=m["signed"],
+        **options,
+    )
 
 
 def _optional(module: str, name: str):
-    """A function from another room that may not be installed yet; None (and the unit records it) if absent."""
+    """A function from another room that may not be installed yet; None (the unit records it) if absent."""
     import importlib
 
     try:
@@ -161,7 +195,9 @@ def _max_margins(train, rows):
     Xf = train.X.reshape(len(train), -1)
     Xo = train.X_original.reshape(len(train), -1)
     after = np.asarray(_call_maxmargin(fn, Xf[rows], train.y[rows], Xf, train.y), dtype=np.float64)
-    before = np.asarray(_call_maxmargin(fn, Xo[rows], train.y_original[rows], Xo, train.y_original), dtype=np.float64)
+    before = np.asarray(
+        _call_maxmargin(fn, Xo[rows], train.y_original[rows], Xo, train.y_original), dtype=np.float64
+    )
     return after, before
 
 
@@ -195,10 +231,15 @@ def _svm_reference(train, rows_by_split, datasets):
     norm = np.linalg.norm(w)
     dist = lambda Z, yy: (Z @ w + b) * np.where(yy == 1, 1.0, -1.0) / norm  # signed: negative = wrong side
     all_train = dist(X, train.y)
-    per_split = {s: dist(datasets[s].X.reshape(len(datasets[s]), -1).astype(np.float64)[r], datasets[s].y[r])
-                 for s, r in rows_by_split.items()}
-    return {"svm_min_margin": float(all_train.min()), "svm_mean_margin": float(all_train.mean()),
-            "svm_train_acc": float((all_train > 0).mean())}, per_split
+    per_split = {
+        s: dist(datasets[s].X.reshape(len(datasets[s]), -1).astype(np.float64)[r], datasets[s].y[r])
+        for s, r in rows_by_split.items()
+    }
+    return {
+        "svm_min_margin": float(all_train.min()),
+        "svm_mean_margin": float(all_train.mean()),
+        "svm_train_acc": float((all_train > 0).mean()),
+    }, per_split
 
 
 def _linear_margins_all(model, X, y):
@@ -255,13 +296,32 @@ def compute_unit(spec, unit) -> dict:
             model.eval()
             for s, rows in rows_by_split.items():
                 ds = datasets[s]
-                res = _margins(spec, model, ds.X[rows].reshape(shape), ds.y[rows])
-                traj.append(pd.DataFrame({"epoch": epoch, "split": s, "row": rows, "margin": res.margin,
-                                          "correct": res.pred == ds.y[rows]}))
+                res = _margins(spec, model, ds.X[rows].reshape(shape), ds.y[rows], tracking=True)
+                traj.append(
+                    pd.DataFrame(
+                        {
+                            "epoch": epoch,
+                            "split": s,
+                            "row": rows,
+                            "margin": res.margin,
+                            "correct": res.pred == ds.y[rows],
+                            "method": res.method,
+                        }
+                    )
+                )
             if is_linear:  # the minimum over the whole training set, exact for a linear model
                 allm = _linear_margins_all(model, train.X, train.y)
-                traj.append(pd.DataFrame({"epoch": [epoch], "split": ["train-all-min"], "row": [-1],
-                                          "margin": [float(allm.min())], "correct": [bool(allm.min() > 0)]}))
+                traj.append(
+                    pd.DataFrame(
+                        {
+                            "epoch": [epoch],
+                            "split": ["train-all-min"],
+                            "row": [-1],
+                            "margin": [float(allm.min())],
+                            "correct": [bool(allm.min() > 0)],
+                        }
+                    )
+                )
             model.train(was)
 
         callbacks = []
@@ -272,21 +332,41 @@ def compute_unit(spec, unit) -> dict:
             def on_epoch(trainer, record):
                 if trainer.epoch in track:
                     snapshot(trainer.epoch)
+
             callbacks.append(on_epoch)
 
         t0 = time.perf_counter()
-        hist = fit(model, train, val=val if len(val) else None, epochs=settings["epochs"], loss=settings["loss"],
-                   loss_options=settings["loss_options"], optimizer=settings["optimizer"], lr=settings["lr"],
-                   optimizer_options=settings["optimizer_options"], batch_size=settings["batch_size"],
-                   lr_decay=settings["lr_decay"], lr_decay_every=settings["lr_decay_every"],
-                   target_train_acc=settings["target_train_acc"], seed=unit.seed, device=settings["device"],
-                   constraints=_constraints(settings["constraints"]), callbacks=callbacks, progress=False)
+        hist = fit(
+            model,
+            train,
+            val=val if len(val) else None,
+            epochs=settings["epochs"],
+            loss=settings["loss"],
+            loss_options=settings["loss_options"],
+            optimizer=settings["optimizer"],
+            lr=settings["lr"],
+            optimizer_options=settings["optimizer_options"],
+            batch_size=settings["batch_size"],
+            lr_decay=settings["lr_decay"],
+            lr_decay_every=settings["lr_decay_every"],
+            target_train_acc=settings["target_train_acc"],
+            seed=unit.seed,
+            device=settings["device"],
+            constraints=_constraints(settings["constraints"]),
+            callbacks=callbacks,
+            progress=False,
+        )
         t_train = time.perf_counter() - t0
         model = model.cpu().eval()
 
         summary = dict(base)
-        summary.update(epochs=len(hist), train_seconds=t_train, n_params=int(sum(p.numel() for p in model.parameters())),
-                       train_acc=evaluate(model, train)[1], val_acc=evaluate(model, val)[1] if len(val) else np.nan)
+        summary.update(
+            epochs=len(hist),
+            train_seconds=t_train,
+            n_params=int(sum(p.numel() for p in model.parameters())),
+            train_acc=evaluate(model, train)[1],
+            val_acc=evaluate(model, val)[1] if len(val) else np.nan,
+        )
         for name, mask in (("clean", ~train.corrupted), ("corrupt", train.corrupted)):
             summary[f"train_acc_{name}"] = evaluate(model, train.subset(mask))[1] if mask.any() else np.nan
 
@@ -301,10 +381,22 @@ def compute_unit(spec, unit) -> dict:
             ds = datasets[s]
             X, y = ds.X[rows].reshape(shape), ds.y[rows]
             res = _margins(spec, model, X, y)
-            df = pd.DataFrame({"split": s, "row": rows, "sample": ds.index[rows], "corrupted": ds.corrupted[rows],
-                               "label": y, "label_original": ds.y_original[rows], "pred": res.pred,
-                               "correct": res.pred == y, "boundary_class": res.boundary_class, "margin": res.margin,
-                               "converged": res.converged, "residual": res.residual})
+            df = pd.DataFrame(
+                {
+                    "split": s,
+                    "row": rows,
+                    "sample": ds.index[rows],
+                    "corrupted": ds.corrupted[rows],
+                    "label": y,
+                    "label_original": ds.y_original[rows],
+                    "pred": res.pred,
+                    "correct": res.pred == y,
+                    "boundary_class": res.boundary_class,
+                    "margin": res.margin,
+                    "converged": res.converged,
+                    "residual": res.residual,
+                }
+            )
             if spec.margins["lower_bound"]:
                 from ..margins import compute_margins
 
@@ -348,14 +440,26 @@ def compute_unit(spec, unit) -> dict:
 
             r = spec.robustness
             ds = datasets[r["split"]]
-            rows = np.random.default_rng(spec.data["seed"] + 3).permutation(len(ds))[:r["n_samples"]]
-            curves = robust_accuracy(model, ds.X[rows], ds.y[rows], attacks=r["attacks"], eps=r["eps"],
-                                     steps=r["steps"], seed=unit.seed)
+            rows = np.random.default_rng(spec.data["seed"] + 3).permutation(len(ds))[: r["n_samples"]]
+            curves = robust_accuracy(
+                model,
+                ds.X[rows],
+                ds.y[rows],
+                attacks=r["attacks"],
+                eps=r["eps"],
+                steps=r["steps"],
+                seed=unit.seed,
+            )
     summary["missing"] = sorted(set(missing))
     summary["seconds"] = time.perf_counter() - t_start
-    tables = {"samples": samples, "history": hist.to_frame(), "curves": curves,
-              "trajectory": pd.concat(traj, ignore_index=True) if traj else pd.DataFrame(
-                  columns=["epoch", "split", "row", "margin", "correct"])}
+    tables = {
+        "samples": samples,
+        "history": hist.to_frame(),
+        "curves": curves,
+        "trajectory": pd.concat(traj, ignore_index=True)
+        if traj
+        else pd.DataFrame(columns=["epoch", "split", "row", "margin", "correct"]),
+    }
     for df in tables.values():  # the unit's axes on every row: tables concatenate into tidy frames
         for k, v in reversed(list(base.items())):
             df.insert(0, k, v)
@@ -378,6 +482,7 @@ def _atomic(path: Path, write):
 def _write_json(path: Path, obj):
     def w(tmp):
         Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+
     _atomic(path, w)
 
 
@@ -440,9 +545,18 @@ def _combine(out_dir: Path, spec: ExperimentSpec):
 
 
 # -- the run ----------------------------------------------------------------------------------------
-def run_experiment(spec, *, out=None, quick: bool = False, client=None, scheduler: str | None = None,
-                   resume: bool = True, progress: bool | None = None, save_models: bool = True,
-                   max_units: int | None = None):
+def run_experiment(
+    spec,
+    *,
+    out=None,
+    quick: bool = False,
+    client=None,
+    scheduler: str | None = None,
+    resume: bool = True,
+    progress: bool | None = None,
+    save_models: bool = True,
+    max_units: int | None = None,
+):
     """Run every unit of ``spec`` (a spec object, dict, JSON path or built-in study name) and return its
     :class:`~marginlab.experiments.Results`.
 
@@ -463,8 +577,10 @@ def run_experiment(spec, *, out=None, quick: bool = False, client=None, schedule
     if spec_file.exists():
         old = ExperimentSpec.from_dict(json.loads(spec_file.read_text()))
         if old.fingerprint != fp:
-            raise ValueError(f"out: {out_dir} holds results of a different spec ({old.name!r}, fingerprint "
-                             f"{old.fingerprint}); choose another --out folder or delete it")
+            raise ValueError(
+                f"out: {out_dir} holds results of a different spec ({old.name!r}, fingerprint "
+                f"{old.fingerprint}); choose another --out folder or delete it"
+            )
     units = spec.units()
     # data problems (too few samples ...) are found before any training
     for key in {_data_key(spec, u) for u in units}:
@@ -476,8 +592,13 @@ def run_experiment(spec, *, out=None, quick: bool = False, client=None, schedule
     progress = sys.stderr.isatty() if progress is None else progress
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(units), initial=len(units) - len(todo) if max_units is None else 0, desc=spec.name,
-               unit="model", disable=not progress)
+    bar = tqdm(
+        total=len(units),
+        initial=len(units) - len(todo) if max_units is None else 0,
+        desc=spec.name,
+        unit="model",
+        disable=not progress,
+    )
     errors = []
     own_client = None
     try:
@@ -499,8 +620,10 @@ def run_experiment(spec, *, out=None, quick: bool = False, client=None, schedule
             from dask.distributed import as_completed
 
             sd = spec.to_dict()
-            futures = {client.submit(compute_unit, sd, u.to_dict(), key=f"marginlab-{fp}-{u.uid}", pure=False): u
-                       for u in todo}
+            futures = {
+                client.submit(compute_unit, sd, u.to_dict(), key=f"marginlab-{fp}-{u.uid}", pure=False): u
+                for u in todo
+            }
             for fut in as_completed(futures):
                 u = futures[fut]
                 try:
@@ -514,7 +637,9 @@ def run_experiment(spec, *, out=None, quick: bool = False, client=None, schedule
             own_client.close()
     if errors:
         msg = "\n".join(f"--- {uid}\n{tb}" for uid, tb in errors)
-        raise RuntimeError(f"{len(errors)} unit(s) failed (finished units are saved; rerun to resume):\n{msg}")
+        raise RuntimeError(
+            f"{len(errors)} unit(s) failed (finished units are saved; rerun to resume):\n{msg}"
+        )
     if all(_is_finished(out_dir / "units" / u.uid, fp) for u in units):
         _combine(out_dir, spec)
     return Results(out_dir)

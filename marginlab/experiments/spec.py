@@ -38,22 +38,77 @@ ATTACKS = ("fgsm", "ifgsm", "pgd", "noise")
 
 # Allowed keys per section with their defaults (None: "not set"). Unknown keys are rejected.
 SPEC_KEYS = {
-    "": {"name": None, "description": "", "paper": "", "data": None, "corruptions": None, "model": None,
-         "capacities": None, "seeds": [0], "train_sizes": None, "variants": None, "train": None,
-         "margins": None, "robustness": None, "quick": None},
-    "data": {"dataset": "mnist", "n_train": None, "n_val": 1000, "classes": None, "binary": None,
-             "sphere": False, "seed": 0, "n_samples": 600, "noise": 0.15},
+    "": {
+        "name": None,
+        "description": "",
+        "paper": "",
+        "data": None,
+        "corruptions": None,
+        "model": None,
+        "capacities": None,
+        "seeds": [0],
+        "train_sizes": None,
+        "variants": None,
+        "train": None,
+        "margins": None,
+        "robustness": None,
+        "quick": None,
+    },
+    "data": {
+        "dataset": "mnist",
+        "n_train": None,
+        "n_val": 1000,
+        "classes": None,
+        "binary": None,
+        "sphere": False,
+        "seed": 0,
+        "n_samples": 600,
+        "noise": 0.15,
+    },
     "corruption": {"kind": "none", "fraction": 0.0},
     "model": {"family": "mlp", "depth": 1, "activation": "relu", "bias": True, "fc": 400},
-    "train": {"epochs": 10, "loss": "cross_entropy", "loss_options": {}, "optimizer": "sgd", "lr": 0.01,
-              "optimizer_options": {}, "batch_size": 64, "lr_decay": 1.0, "lr_decay_every": None,
-              "target_train_acc": None, "constraints": [], "device": "cpu"},
-    "variant": {"name": None, "loss": None, "loss_options": None, "optimizer": None, "lr": None,
-                "optimizer_options": None, "batch_size": None, "lr_decay": None, "lr_decay_every": None,
-                "target_train_acc": None, "epochs": None, "constraints": None},
-    "margins": {"method": "batched", "options": {}, "n_samples": 200, "splits": ["train"], "max_margin": True,
-                "lower_bound": None, "normalized": False, "skip_misclassified": False, "signed": False,
-                "track_epochs": [], "svm_reference": False},
+    "train": {
+        "epochs": 10,
+        "loss": "cross_entropy",
+        "loss_options": {},
+        "optimizer": "sgd",
+        "lr": 0.01,
+        "optimizer_options": {},
+        "batch_size": 64,
+        "lr_decay": 1.0,
+        "lr_decay_every": None,
+        "target_train_acc": None,
+        "constraints": [],
+        "device": "cpu",
+    },
+    "variant": {
+        "name": None,
+        "loss": None,
+        "loss_options": None,
+        "optimizer": None,
+        "lr": None,
+        "optimizer_options": None,
+        "batch_size": None,
+        "lr_decay": None,
+        "lr_decay_every": None,
+        "target_train_acc": None,
+        "epochs": None,
+        "constraints": None,
+    },
+    "margins": {
+        "method": "batched",
+        "options": {},
+        "n_samples": 200,
+        "splits": ["train"],
+        "max_margin": True,
+        "lower_bound": None,
+        "normalized": False,
+        "skip_misclassified": False,
+        "signed": False,
+        "track_epochs": [],
+        "track_method": None,
+        "svm_reference": False,
+    },
     "robustness": {"attacks": ["fgsm"], "eps": [0.05, 0.1], "n_samples": 500, "steps": 10, "split": "val"},
     "constraint": {"kind": None, "max_norm": None, "layers": None},
 }
@@ -80,8 +135,9 @@ def _section(raw, where: str, kind: str) -> dict:
     allowed = SPEC_KEYS[kind]
     unknown = sorted(set(raw) - set(allowed))
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))} "
-                         f"(allowed: {', '.join(sorted(allowed))})")
+        raise ValueError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(allowed))})"
+        )
     out = copy.deepcopy(allowed)
     out.update(copy.deepcopy(raw))
     return out
@@ -123,8 +179,15 @@ class Unit:
         return f"{corr}_{n}_{c}_{self.variant}_s{self.seed}"
 
     def to_dict(self) -> dict:
-        return {"unit_id": self.uid, "corruption": self.corruption, "fraction": self.fraction,
-                "n_train": self.n_train, "capacity": self.capacity, "variant": self.variant, "seed": self.seed}
+        return {
+            "unit_id": self.uid,
+            "corruption": self.corruption,
+            "fraction": self.fraction,
+            "n_train": self.n_train,
+            "capacity": self.capacity,
+            "variant": self.variant,
+            "seed": self.seed,
+        }
 
 
 @dataclass
@@ -155,7 +218,9 @@ class ExperimentSpec:
         if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\"):
             raise ValueError(f"spec.name must be a non-empty string without slashes, got {name!r}")
         data = _section(top["data"], "spec.data", "data")
-        check_choice(data["dataset"], "spec.data.dataset", ("mnist", "moons", "circles", "spirals", "xor", "blobs"))
+        check_choice(
+            data["dataset"], "spec.data.dataset", ("mnist", "moons", "circles", "spirals", "xor", "blobs")
+        )
         data["dataset"] = data["dataset"].lower()
         if data["n_train"] is not None:
             check_int(data["n_train"], "spec.data.n_train", min_value=2)
@@ -183,10 +248,14 @@ class ExperimentSpec:
             c["fraction"] = check_fraction(c["fraction"], f"spec.corruptions[{i}].fraction")
             if c["kind"] == "none":
                 if c["fraction"] not in (0.0,):
-                    raise ValueError(f"spec.corruptions[{i}].fraction must be 0 for kind 'none', got {c['fraction']:g}")
+                    raise ValueError(
+                        f"spec.corruptions[{i}].fraction must be 0 for kind 'none', got {c['fraction']:g}"
+                    )
             elif c["fraction"] == 0.0:
-                raise ValueError(f"spec.corruptions[{i}].fraction must be > 0 for kind {c['kind']!r} "
-                                 "(use kind 'none' for the clean set)")
+                raise ValueError(
+                    f"spec.corruptions[{i}].fraction must be > 0 for kind {c['kind']!r} "
+                    "(use kind 'none' for the clean set)"
+                )
             corrs.append(c)
         _unique(corrs, "spec.corruptions")
 
@@ -200,34 +269,48 @@ class ExperimentSpec:
         caps = top["capacities"]
         if model["family"] == "linear":
             if caps not in (None, [None]):
-                raise ValueError("spec.capacities must be omitted (or [null]) for model.family 'linear': a linear "
-                                 "model has no capacity knob")
+                raise ValueError(
+                    "spec.capacities must be omitted (or [null]) for model.family 'linear': a linear "
+                    "model has no capacity knob"
+                )
             caps = [None]
         else:
-            caps = _list(caps if caps is not None else [], f"spec.capacities (model.family {model['family']!r})")
+            caps = _list(
+                caps if caps is not None else [], f"spec.capacities (model.family {model['family']!r})"
+            )
             caps = [check_int(c, f"spec.capacities[{i}]", min_value=1) for i, c in enumerate(caps)]
             _unique(caps, "spec.capacities")
 
-        seeds = [check_int(s, f"spec.seeds[{i}]", min_value=0) for i, s in enumerate(_list(top["seeds"], "spec.seeds"))]
+        seeds = [
+            check_int(s, f"spec.seeds[{i}]", min_value=0)
+            for i, s in enumerate(_list(top["seeds"], "spec.seeds"))
+        ]
         _unique(seeds, "spec.seeds")
         sizes = top["train_sizes"]
         if sizes is None:
             sizes = [data["n_train"]]
         else:
-            sizes = [check_int(s, f"spec.train_sizes[{i}]", min_value=2)
-                     for i, s in enumerate(_list(sizes, "spec.train_sizes"))]
+            sizes = [
+                check_int(s, f"spec.train_sizes[{i}]", min_value=2)
+                for i, s in enumerate(_list(sizes, "spec.train_sizes"))
+            ]
             _unique(sizes, "spec.train_sizes")
 
         train = _section(top["train"], "spec.train", "train")
         _check_train(train, "spec.train")
         variants = []
-        for i, v in enumerate(_list(top["variants"] or [{"name": _loss_tag(train["loss"])}], "spec.variants")):
+        for i, v in enumerate(
+            _list(top["variants"] or [{"name": _loss_tag(train["loss"])}], "spec.variants")
+        ):
             v = _section(v, f"spec.variants[{i}]", "variant")
             if not isinstance(v["name"], str) or not v["name"] or any(ch in v["name"] for ch in "/\\_ "):
-                raise ValueError(f"spec.variants[{i}].name must be a non-empty string without '/', '_' or spaces, "
-                                 f"got {v['name']!r}")
-            _check_train(merge(train, {k: v[k] for k in _TRAIN_OVERRIDABLE if v[k] is not None}),
-                         f"spec.variants[{i}]")
+                raise ValueError(
+                    f"spec.variants[{i}].name must be a non-empty string without '/', '_' or spaces, "
+                    f"got {v['name']!r}"
+                )
+            _check_train(
+                merge(train, {k: v[k] for k in _TRAIN_OVERRIDABLE if v[k] is not None}), f"spec.variants[{i}]"
+            )
             variants.append(v)
         _unique([v["name"] for v in variants], "spec.variants[].name")
 
@@ -235,6 +318,8 @@ class ExperimentSpec:
         from ..margins import METHODS
 
         m["method"] = check_choice(m["method"], "spec.margins.method", METHODS)
+        if m["track_method"] is not None:
+            m["track_method"] = check_choice(m["track_method"], "spec.margins.track_method", METHODS)
         check_int(m["n_samples"], "spec.margins.n_samples", min_value=1)
         for i, s in enumerate(_list(m["splits"], "spec.margins.splits")):
             check_choice(s, f"spec.margins.splits[{i}]", ("train", "val"))
@@ -267,20 +352,45 @@ class ExperimentSpec:
             raise TypeError("spec.quick must be an object of overrides")
         if "quick" in quick or "name" in quick:
             raise ValueError("spec.quick may not override 'quick' or 'name'")
-        spec = cls(name=name.strip(), data=data, corruptions=corrs, model=model, capacities=caps, seeds=seeds,
-                   train_sizes=sizes, variants=variants, train=train, margins=m, robustness=rob,
-                   description=str(top["description"]), paper=str(top["paper"]), quick=quick)
+        spec = cls(
+            name=name.strip(),
+            data=data,
+            corruptions=corrs,
+            model=model,
+            capacities=caps,
+            seeds=seeds,
+            train_sizes=sizes,
+            variants=variants,
+            train=train,
+            margins=m,
+            robustness=rob,
+            description=str(top["description"]),
+            paper=str(top["paper"]),
+            quick=quick,
+        )
         if data["n_val"] == 0 and ("val" in m["splits"] or (rob and rob["split"] == "val")):
-            raise ValueError("spec.data.n_val is 0 but spec.margins.splits or spec.robustness.split asks for 'val'")
+            raise ValueError(
+                "spec.data.n_val is 0 but spec.margins.splits or spec.robustness.split asks for 'val'"
+            )
         return spec
 
     def to_dict(self) -> dict:
-        d = {"name": self.name, "description": self.description, "paper": self.paper, "data": self.data,
-             "corruptions": self.corruptions, "model": self.model,
-             "capacities": None if self.model["family"] == "linear" else self.capacities,
-             "seeds": self.seeds,
-             "train_sizes": None if self.train_sizes == [self.data["n_train"]] else self.train_sizes, "variants": self.variants, "train": self.train,
-             "margins": self.margins, "robustness": self.robustness, "quick": self.quick}
+        d = {
+            "name": self.name,
+            "description": self.description,
+            "paper": self.paper,
+            "data": self.data,
+            "corruptions": self.corruptions,
+            "model": self.model,
+            "capacities": None if self.model["family"] == "linear" else self.capacities,
+            "seeds": self.seeds,
+            "train_sizes": None if self.train_sizes == [self.data["n_train"]] else self.train_sizes,
+            "variants": self.variants,
+            "train": self.train,
+            "margins": self.margins,
+            "robustness": self.robustness,
+            "quick": self.quick,
+        }
         return copy.deepcopy(d)
 
     def to_json(self) -> str:
@@ -299,7 +409,9 @@ class ExperimentSpec:
     def quick_version(self) -> ExperimentSpec:
         """The ``--quick`` smoke version: the spec's own ``quick`` overrides, else generic shrinking."""
         over = self.quick or quick_overrides(self)
-        return ExperimentSpec.from_dict(merge(self.to_dict(), {**over, "quick": None, "name": self.name + "-quick"}))
+        return ExperimentSpec.from_dict(
+            merge(self.to_dict(), {**over, "quick": None, "name": self.name + "-quick"})
+        )
 
     def train_settings(self, variant: str) -> dict:
         v = next(v for v in self.variants if v["name"] == variant)
@@ -307,17 +419,33 @@ class ExperimentSpec:
 
     def units(self) -> list[Unit]:
         """Every unit of the sweep, in a fixed order (the order of the spec's lists)."""
-        return [Unit(c["kind"], c["fraction"], n, cap, v["name"], s)
-                for c, n, cap, v, s in itertools.product(self.corruptions, self.train_sizes, self.capacities,
-                                                         self.variants, self.seeds)]
+        return [
+            Unit(c["kind"], c["fraction"], n, cap, v["name"], s)
+            for c, n, cap, v, s in itertools.product(
+                self.corruptions, self.train_sizes, self.capacities, self.variants, self.seeds
+            )
+        ]
 
     def __repr__(self) -> str:
-        return (f"ExperimentSpec(name={self.name!r}, units={len(self.units())}, dataset={self.data['dataset']!r}, "
-                f"family={self.model['family']!r})")
+        return (
+            f"ExperimentSpec(name={self.name!r}, units={len(self.units())}, "
+            f"dataset={self.data['dataset']!r}, "
+            f"family={self.model['family']!r})"
+        )
 
 
 def _merged_train(train: dict, variant: dict) -> dict:
-    return merge(train, {k: variant[k] for k in _TRAIN_OVERRIDABLE if variant.get(k) is not None})
+    over = {k: variant[k] for k in _TRAIN_OVERRIDABLE if variant.get(k) is not None}
+    out = merge(train, {k: v for k, v in over.items() if not k.endswith("_options")})
+    # options belong to one loss / optimizer: a variant's options replace (not merge with) the base ones,
+    # and a variant that switches loss or optimizer without giving options starts from the defaults
+    for key in ("loss", "optimizer"):
+        opt = f"{key}_options"
+        if opt in over:
+            out[opt] = copy.deepcopy(over[opt])
+        elif key in over and over[key] != train[key]:
+            out[opt] = {}
+    return out
 
 
 def _loss_tag(loss) -> str:
@@ -345,7 +473,9 @@ def _check_train(t: dict, where: str) -> None:
         c = _section(c, f"{where}.constraints[{i}]", "constraint")
         check_choice(c["kind"], f"{where}.constraints[{i}].kind", ("frobenius", "spectral"))
         if c["max_norm"] is not None:
-            check_float(c["max_norm"], f"{where}.constraints[{i}].max_norm", min_value=0.0, min_inclusive=False)
+            check_float(
+                c["max_norm"], f"{where}.constraints[{i}].max_norm", min_value=0.0, min_inclusive=False
+            )
     if not isinstance(t["device"], str):
         raise TypeError(f"{where}.device must be a string such as 'cpu' or 'auto'")
 
@@ -361,18 +491,31 @@ def _register_extras() -> None:
     # the module registers itself once it is wired in; until then register its classes by their names
     for obj in vars(margin_losses).values():
         name = getattr(obj, "name", None)
-        if isinstance(obj, type) and issubclass(obj, Loss) and isinstance(name, str) and name not in LOSSES \
-                and not obj.__name__.startswith("_") and name != "loss":
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, Loss)
+            and isinstance(name, str)
+            and name not in LOSSES
+            and not obj.__name__.startswith("_")
+            and name != "loss"
+        ):
             register_loss(name, obj)
 
 
 def quick_overrides(spec: ExperimentSpec) -> dict:
     """Generic smoke shrinking for specs without their own ``quick`` section."""
-    over = {"seeds": spec.seeds[:1], "train": {"epochs": min(spec.train["epochs"], 3)},
-            "margins": {"n_samples": min(spec.margins["n_samples"], 40),
-                        "track_epochs": [e for e in spec.margins["track_epochs"] if e <= 3]},
-            "data": {"n_val": min(spec.data["n_val"], 300)}}
-    if spec.data["n_train"] is None or spec.data["n_train"] > 500:
+    over = {
+        "seeds": spec.seeds[:1],
+        "train": {"epochs": min(spec.train["epochs"], 3)},
+        "margins": {
+            "n_samples": min(spec.margins["n_samples"], 40),
+            "track_epochs": [e for e in spec.margins["track_epochs"] if e <= 3],
+        },
+        "data": {"n_val": min(spec.data["n_val"], 300)},
+    }
+    if (spec.data["n_train"] or 0) > 500 or (
+        spec.data["n_train"] is None and spec.data["dataset"] == "mnist"
+    ):
         over["data"]["n_train"] = 500
     if spec.train_sizes != [spec.data["n_train"]]:
         over["train_sizes"] = [min(s, 500) for s in spec.train_sizes[:2]]
@@ -380,7 +523,9 @@ def quick_overrides(spec: ExperimentSpec) -> dict:
             over["train_sizes"] = over["train_sizes"][:1]
     if spec.model["family"] != "linear":
         over["capacities"] = spec.capacities[:2]
-    over["variants"] = [{**v, "epochs": None if v["epochs"] is None else min(v["epochs"], 3)} for v in spec.variants]
+    over["variants"] = [
+        {**v, "epochs": None if v["epochs"] is None else min(v["epochs"], 3)} for v in spec.variants
+    ]
     if spec.robustness:
         over["robustness"] = {"n_samples": min(spec.robustness["n_samples"], 100)}
     return over
@@ -400,8 +545,10 @@ def load_spec(spec) -> ExperimentSpec:
             return ExperimentSpec.from_dict(STUDIES[str(spec)])
         path = Path(spec)
         if not path.exists():
-            raise ValueError(f"spec must be a JSON file or one of the built-in studies {sorted(STUDIES)}; "
-                             f"got {str(spec)!r}")
+            raise ValueError(
+                f"spec must be a JSON file or one of the built-in studies {sorted(STUDIES)}; "
+                f"got {str(spec)!r}"
+            )
         try:
             raw = json.loads(path.read_text())
         except json.JSONDecodeError as exc:

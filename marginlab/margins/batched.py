@@ -1,28 +1,39 @@
 """``BatchedSolver``: the fast exact-margin solver (our default).
 
-Every (sample, other class j) pair of a chunk is one row of a single batch on the model's device. Each row
-solves seed 000's CMP, min ||z - x||_2 s.t. g(z) = f_i(z) - f_j(z) = 0, by a sequential-quadratic step:
-project x onto the linearisation of {g = 0} at the current iterate z,
+Every (sample, other class j) pair of a chunk, times a few starts, is one row of a single batch on the model's
+device. Each row solves seed 000's CMP, min ||z - x||_2 s.t. g(z) = f_i(z) - f_j(z) = 0, by a boundary walk
+with a merit function and per-row step control:
 
-    z+ = x - (g(z) + grad g(z) . (x - z)) / ||grad g(z)||^2 * grad g(z),
+* at the current point y (one forward+backward pass: g, w = grad g), the boundary is estimated along the ray
+  from x by a Newton step, ``z_b = x + t (y - x)`` with ``t = 1 - g / (w . (y - x))``; its distance
+  ``rho = t ||y - x||`` is the merit (exact on the boundary, and exact in one step where g is linear);
+* the next point walks along the tangent plane at z_b towards x, ``y+ = z_b + alpha P_w(x - z_b)`` (P_w the
+  projection onto the tangent space); with ``alpha = 1`` this is the projection of x onto the linearised
+  boundary (an SQP / targeted-DeepFool step), whose fixed points are the KKT points (z - x parallel to w);
+* a step is accepted when its merit decreases (alpha doubles, up to 1), otherwise it is rejected and
+  alpha shrinks four-fold: at kinks of piecewise-linear (ReLU) boundaries the walk therefore slides onto
+  the kink instead of oscillating between linear pieces, and it converges to a local minimum.
 
-whose fixed points are exactly the KKT points of the CMP (g = 0 and z - x parallel to grad g). From z = x the
-first step is a targeted DeepFool step (the warm start); later steps slide along the boundary
-(refinement). For ReLU nets g is piecewise linear, so inside one linear region a step is exact; across
-kinks the step is damped per row. The closest crossed iterate (g <= 0) of each row is finally projected onto
-the boundary along the ray from x by a float64 root search and verified (|f_i - f_j| <= tol, i/j top-two).
-A row whose point does not verify is not converged. Finished rows leave the batch (per-row masks), the
-iteration count is bounded, and rows with zero gradient (dead ReLU regions, saturated outputs) are flagged
-and stopped.
+A row stops when it is stationary (angle between z - x and -w below ~1e-3 rad, i.e. relative distance
+error ~1e-6), when alpha falls below ``min_step``, on zero gradient (dead ReLU regions, saturated outputs:
+flagged) or after ``max_iter`` passes; finished rows leave the batch. Starts per pair: x itself (the first
+step is the targeted DeepFool step), ``restarts - 1`` random perturbations of x (half the first-order
+distance), and in low dimension (``dim <= 16``) points spread over ``n_directions`` directions around x, so
+that the global boundary is found where several local minima exist. Extra starts of pairs that are clearly
+not the nearest boundary of their sample are dropped after a few iterations. The best start of each pair is
+projected onto the boundary along the ray from x in float64 and verified (|f_i - f_j| <= tol, i/j top-two);
+if it fails, the next-best start is tried. A point that does not verify is not converged.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 
 from .._validation import check_float, check_int
-from ._core import Float64Net, assemble, pair_grad, pair_index, ray_root, verify
+from ._core import Float64Net, assemble, pair_index, ray_root, verify
 from .base import MarginMethod
 
 __all__ = ["BatchedSolver"]
@@ -34,18 +45,22 @@ class BatchedSolver(MarginMethod):
     Parameters
     ----------
     max_iter : int
-        Bound on boundary-refinement iterations per pair (each is one forward+backward pass).
+        Bound on passes (forward+backward) per start of a pair.
     xtol : float
-        A pair stops when its step is below ``xtol * ||z - x||`` on the crossed side.
-    overshoot : float
-        Relative overshoot of each projection so iterates land just across the boundary (the final root
-        search removes it).
-    bundle : int
-        Number of recent linearisations kept for steps onto kinks of piecewise-linear boundaries.
-    deepfool_start : bool
-        Also run untargeted DeepFool and keep its verified crossing where it is closer.
+        Stationarity: a row stops once ``1 - cos(z - x, -grad g) <= xtol`` (relative distance error ~xtol).
+    min_step : float
+        A row stops once its step factor alpha falls below this (it cannot improve further).
     restarts : int
-        Starts per pair: x itself plus ``restarts - 1`` random perturbations (half the first-order distance).
+        Starts per pair in high dimension: x itself plus ``restarts - 1`` random perturbations.
+    n_directions : int
+        Starts per pair in low dimension (``dim <= 16``): x plus points on evenly spread directions.
+    prune : float
+        After ``prune_after`` iterations, extra starts of a pair whose merit exceeds ``prune`` times the best
+        merit of its sample are dropped (the pair's best start always continues).
+    deepfool_start : bool
+        Kept for compatibility; the start at x already takes the targeted DeepFool step for every pair.
+    bundle, overshoot
+        Ignored (kept for compatibility with the previous SQP solver).
     tol, chunk_size
         See :class:`MarginMethod`.
     """
@@ -53,17 +68,54 @@ class BatchedSolver(MarginMethod):
     name = "batched"
     supported_p = (2.0,)
 
-    def __init__(self, *, max_iter: int = 100, xtol: float = 1e-7, overshoot: float = 1e-5, tol: float = 1e-6,
-                 chunk_size: int = 512, bundle: int = 4, deepfool_start: bool = True,
-                 restarts: int = 3, seed: int = 0):
+    def __init__(self, *, max_iter: int = 30, xtol: float = 1e-5, min_step: float = 0.02, tol: float = 1e-6,
+                 chunk_size: int = 512, restarts: int = 2, n_directions: int = 8, prune: float = 1.1,
+                 prune_after: int = 4, seed: int = 0, deepfool_start: bool = True, bundle: int = 4,
+                 overshoot: float = 1e-5, near: float = 0.05):
         super().__init__(tol=tol, chunk_size=chunk_size)
         self.max_iter = check_int(max_iter, "max_iter", min_value=1)
         self.xtol = check_float(xtol, "xtol", min_value=0.0, min_inclusive=False)
-        self.overshoot = check_float(overshoot, "overshoot", min_value=0.0, max_value=1.0)
-        self.bundle = check_int(bundle, "bundle", min_value=1)
-        self.deepfool_start = bool(deepfool_start)
+        self.min_step = check_float(min_step, "min_step", min_value=0.0, min_inclusive=False, max_value=1.0)
         self.restarts = check_int(restarts, "restarts", min_value=1)
+        self.n_directions = check_int(n_directions, "n_directions", min_value=0)
+        self.prune = check_float(prune, "prune", min_value=1.0)
+        self.prune_after = check_int(prune_after, "prune_after", min_value=1)
         self.seed = check_int(seed, "seed", min_value=0)
+        self.deepfool_start = bool(deepfool_start)
+        self.bundle = check_int(bundle, "bundle", min_value=1)
+        self.near = check_float(near, "near", min_value=0.0, min_inclusive=False)
+        self.overshoot = check_float(overshoot, "overshoot", min_value=0.0, max_value=1.0)
+
+    # ------------------------------------------------------------------------------------------------
+    def _starts(self, prob, x, g0, w0):
+        """Start points (R, P, D) for the pairs' rows x (P, D); g0, w0: g and its gradient at x."""
+        P, D = x.shape
+        gen = torch.Generator(device="cpu").manual_seed(self.seed)
+        wn = torch.linalg.vector_norm(w0, dim=1)
+        d_lin = g0.abs() / wn.clamp(min=1e-30)
+        # zero gradient at x (dead ReLU region): spread the starts on the scale of x instead
+        fallback = torch.linalg.vector_norm(x, dim=1).clamp(min=1.0)
+        d_lin = torch.where((wn > 1e-30) & torch.isfinite(d_lin) & (d_lin > 0), d_lin, fallback)
+        starts = [x[None]]
+        if D <= 16 and self.n_directions > 0:
+            R = self.n_directions
+            if D == 1:
+                u = torch.tensor([[1.0], [-1.0]]).repeat((R + 1) // 2, 1)[:R]
+                u = u[:, None, :].expand(R, P, 1)
+            elif D == 2:
+                phase = torch.rand((1, P), generator=gen) * (2 * math.pi / R)
+                ang = torch.arange(R, dtype=torch.float64)[:, None] * (2 * math.pi / R) + phase
+                u = torch.stack([ang.cos(), ang.sin()], -1)
+            else:
+                u = torch.randn((R, P, D), generator=gen, dtype=torch.float64)
+                u = u / torch.linalg.vector_norm(u, dim=2, keepdim=True)
+            u = u.to(x.device, x.dtype)
+            starts.append(x[None] + d_lin[None, :, None] * u)
+        elif self.restarts > 1:
+            u = torch.randn((self.restarts - 1, P, D), generator=gen).to(x.device, x.dtype)
+            u = u / torch.linalg.vector_norm(u, dim=2, keepdim=True)
+            starts.append(x[None] + 0.5 * d_lin[None, :, None] * u)
+        return torch.cat(starts, 0)
 
     def _solve(self, prob, rows, p, skipped, signed):
         S, I, J = pair_index(prob, rows)
@@ -79,166 +131,153 @@ class BatchedSolver(MarginMethod):
         Ii = torch.as_tensor(I, device=dev)
         Ji = torch.as_tensor(J, device=dev)
         x = prob.x0[Si]
-        R = self.restarts
-        if R > 1:
-            # extra starts: x pushed a random fraction of the way along random directions, scaled by the
-            # first-order distance, so refinement can reach boundary pieces a single start misses
-            g0, w0, _ = pair_grad(prob, x, Ii, Ji)
-            d_lin = (g0 / torch.linalg.vector_norm(w0, dim=1).clamp(min=1e-30)).clamp(min=0)
-            gen = torch.Generator(device="cpu").manual_seed(self.seed)
-            u = torch.randn((R - 1, P, x.shape[1]), generator=gen).to(dev, x.dtype)
-            u = u / torch.linalg.vector_norm(u, dim=2, keepdim=True)
-            starts = torch.cat([x[None], x[None] + 0.5 * d_lin[None, :, None] * u], 0).reshape(R * P, -1)
-            xs = x.repeat(R, 1)
-            z, best_z, zero_grad, iters, evals = self._refine(prob, xs, Ii.repeat(R), Ji.repeat(R), z0=starts)
-            z, best_z = z.reshape(R, P, -1), best_z.reshape(R, P, -1)
-            bd = torch.linalg.vector_norm(best_z - xs.reshape(R, P, -1), dim=2)
-            bd = torch.where(torch.isfinite(bd), bd, torch.full_like(bd, float("inf")))
-            k = bd.argmin(0)
-            ar = torch.arange(P, device=dev)
-            z, best_z = z[k, ar], best_z[k, ar]
-            zero_grad = zero_grad.reshape(R, P).all(0)
-            iters = iters.reshape(R, P).amax(0)
-            evals = evals.reshape(R, P).sum(0)
-        else:
-            z, best_z, zero_grad, iters, evals = self._refine(prob, x, Ii, Ji)
-        info["zero_gradient"] = int(zero_grad.sum())
-        # final projection onto the boundary along the ray from x, in float64, and verification
+        g0, w0 = _grad(prob, x, Ii, Ji)
+        z0 = self._starts(prob, x, g0, w0)
+        R = z0.shape[0]
+        rho, pts, zero_grad, iters, evals = self._walk(prob, x.repeat(R, 1), Ii.repeat(R), Ji.repeat(R),
+                                                        z0.reshape(R * P, -1), Si.repeat(R), R, (g0, w0))
+        rho, pts = rho.reshape(R, P), pts.reshape(R, P, -1)
+        info["zero_gradient"] = int(zero_grad.reshape(R, P).all(0).sum())
+        iters = iters.reshape(R, P).amax(0)
+        evals = evals.reshape(R, P).sum(0)
+        # final projection onto the boundary along the ray from x in float64, and verification: the best
+        # start first, the next-best for pairs whose point does not verify
         f64 = Float64Net(prob)
-        cand = torch.where(torch.isfinite(best_z[:, :1]), best_z, z)
-        pts, t, lg, ev2, found = ray_root(f64, x, cand, Ii, Ji, self.tol)
-        res, top2, ok = verify(lg, Ii.to(lg.device), Ji.to(lg.device), self.tol)
-        ok &= found
-        dist = torch.linalg.vector_norm(pts - x.to(pts.device, torch.float64), dim=1)
-        dist = torch.where(ok, dist, torch.full_like(dist, float("inf")))
-        # untargeted DeepFool as a second start: its verified crossing replaces the pair's point where it
-        # is closer (guards against a pair's refinement ending in a worse local minimum)
-        if self.deepfool_start:
-            from .deepfool import DeepFool
-
-            df = DeepFool(tol=self.tol)._solve(prob, rows, p, skipped, False)
-            key = {(int(a), int(b)): k for k, (a, b) in enumerate(zip(S, J))}
-            sel = [(key[(int(s), int(df.boundary_class[s]))], s) for s in rows
-                   if df.converged[s] and (int(s), int(df.boundary_class[s])) in key]
-            if sel:
-                kk = torch.as_tensor([a for a, _ in sel], device=dist.device)
-                ss = np.asarray([b for _, b in sel])
-                d_df = torch.as_tensor(df.margin[ss], device=dist.device, dtype=dist.dtype)
-                win = d_df < dist[kk]
-                kk, ss = kk[win], ss[win.cpu().numpy()]
-                dist[kk] = d_df[win]
-                pts[kk] = torch.as_tensor(df.point[ss].reshape(len(ss), prob.dim), device=pts.device,
-                                          dtype=pts.dtype)
-                res[kk] = torch.as_tensor(df.residual[ss], device=res.device, dtype=res.dtype)
-                top2[kk] = True
-                ok[kk] = True
+        order = torch.argsort(rho, dim=0)
+        ar = torch.arange(P, device=dev)
+        x64 = x.to(f64.device, torch.float64)
+        out_pts = torch.full((P, x.shape[1]), float("nan"), dtype=torch.float64, device=f64.device)
+        res = torch.full((P,), float("nan"), dtype=torch.float64, device=f64.device)
+        top2 = torch.zeros(P, dtype=torch.bool, device=f64.device)
+        ok = torch.zeros(P, dtype=torch.bool, device=f64.device)
+        todo = torch.isfinite(rho[order[0], ar])
+        for k in range(R):
+            sel = torch.nonzero(todo & torch.isfinite(rho[order[k], ar])).flatten()
+            if sel.numel() == 0:
+                break
+            cand = pts[order[k, sel], sel]
+            # land the end point just across the boundary so the first bracket usually holds
+            cand = x[sel] + (1 + 1e-4) * (cand - x[sel])
+            pt, _, lg, ev2, found = ray_root(f64, x[sel], cand, Ii[sel], Ji[sel], self.tol)
+            r_, t2, ok_ = verify(lg, Ii[sel].to(lg.device), Ji[sel].to(lg.device), self.tol)
+            ok_ &= found
+            evals[sel] += ev2.to(evals.device)
+            first = k == 0
+            upd = ok_ | first
+            s2 = sel.to(f64.device)[upd]
+            out_pts[s2], res[s2], top2[s2], ok[s2] = pt[upd], r_[upd], t2[upd], ok_[upd]
+            todo[sel[ok_.to(sel.device)]] = False
+            if not bool(todo.any()) or k >= 3:
+                break
+        dist = torch.linalg.vector_norm(out_pts - x64, dim=1)
         dist = torch.where(ok & torch.isfinite(dist), dist, torch.full_like(dist, float("nan")))
         return assemble(prob, method=self.name, p=p, tol=self.tol, S=S, I=I, J=J, dist=dist.cpu().numpy(),
-                        points=pts.cpu().numpy(), residual=res.cpu().numpy(), top2=top2.cpu().numpy(),
-                        ok=ok.cpu().numpy(), iters=iters.cpu().numpy(), evals=(evals + ev2.to(evals.device)).cpu().numpy(),
+                        points=out_pts.cpu().numpy(), residual=res.cpu().numpy(), top2=top2.cpu().numpy(),
+                        ok=ok.cpu().numpy(), iters=iters.cpu().numpy(), evals=evals.cpu().numpy(),
                         seconds=0.0, skipped=skipped, signed=signed, info=info)
 
-    def _refine(self, prob, x, I, J, z0=None):
-        """SQP iterations with a bundle of linearisations; returns (last iterate, closest crossed iterate
-        or NaN, zero-grad flags, iterations, evaluations) per pair.
-
-        Why a bundle: for ReLU nets the nearest boundary point often lies on a kink, where consecutive
-        single-plane projections jump between two linear pieces. When a step lands where the network is no
-        longer linear (the predicted g differs from the observed g), the new plane is kept together with
-        the previous ones and x is projected onto the intersection of the last ``bundle`` planes: at a kink
-        between pieces A and B, the intersection of their planes is exactly the kink, so the step lands on
-        it. A consistent step (prediction matches) resets the bundle to the current plane.
-        """
+    # ------------------------------------------------------------------------------------------------
+    def _walk(self, prob, x, I, J, z0, S, R, gw0=None):
+        """Boundary walk of all rows; returns per row the best merit rho (inf where none), its boundary
+        estimate (P, D), zero-gradient flags and iterations. The state is kept for the active rows only
+        (compacted when rows finish), so finished rows cost nothing."""
         P, D = x.shape
         dev, dt = x.device, x.dtype
-        m = self.bundle
-        z = x.clone() if z0 is None else z0.clone()
-        best_z = torch.full_like(x, float("nan"))
-        best_d = torch.full((P,), float("inf"), device=dev, dtype=dt)
-        Gb = torch.zeros((P, m, D), device=dev, dtype=dt)  # plane normals (most recent last)
-        Bb = torch.zeros((P, m), device=dev, dtype=dt)      # plane offsets: Gb . z = Bb
-        nb = torch.zeros(P, dtype=torch.int64, device=dev)
-        g0 = torch.zeros(P, device=dev, dtype=dt)
-        pred_g = torch.full((P,), float("nan"), device=dev, dtype=dt)
-        active = torch.ones(P, dtype=torch.bool, device=dev)
+        inf = float("inf")
+        Pp = P // R
+        n_samples = int(S.max()) + 1 if S.numel() else 0
+        out_rho = torch.full((P,), inf, device=dev, dtype=dt)
+        out_z = torch.full_like(x, float("nan"))
         zero_grad = torch.zeros(P, dtype=torch.bool, device=dev)
         iters = torch.zeros(P, dtype=torch.int64, device=dev)
-        evals = torch.zeros(P, dtype=torch.int64, device=dev)
-        eye = torch.eye(m, device=dev, dtype=dt)
+        # state of the active rows
+        idx = torch.arange(P, device=dev)
+        xs, y, Is, Js = x, z0.clone(), I, J
+        zb = torch.zeros_like(x)                         # accepted boundary estimate
+        wb = torch.zeros_like(x)                         # gradient there
+        wbn2 = torch.ones(P, device=dev, dtype=dt)
+        rho = torch.full((P,), inf, device=dev, dtype=dt)
+        alpha = torch.ones(P, device=dev, dtype=dt)
         for it in range(self.max_iter):
-            A = torch.nonzero(active).flatten()
-            if A.numel() == 0:
+            if idx.numel() == 0:
                 break
-            zA = z[A].detach().requires_grad_(True)
-            with torch.enable_grad():
-                lg = prob.f(zA)
-                r = torch.arange(A.numel(), device=dev)
-                g = lg[r, I[A]] - lg[r, J[A]]
-                (grad,) = torch.autograd.grad(g.sum(), zA)
-            g = g.detach()
-            zA = zA.detach()
-            evals[A] += 1
-            iters[A] += 1
-            if it == 0:
-                with torch.no_grad():
-                    lx = prob.f(x)
-                g0[A] = (lx[torch.arange(P, device=dev), I] - lx[torch.arange(P, device=dev), J])[A]
-            xA = x[A]
-            dA = torch.linalg.vector_norm(zA - xA, dim=1)
-            crossed = g <= 0
-            better = crossed & (dA < best_d[A])
-            best_z[A[better]] = zA[better]
-            best_d[A[better]] = dA[better]
-            gn2 = (grad * grad).sum(1)
-            zg = ~(gn2 > 1e-30) | ~torch.isfinite(gn2)
-            zero_grad[A[zg]] = True
-            # plane at z: grad . w = grad . z - g - eps  (target slightly across: g = -eps)
-            eps = self.overshoot * g0[A].abs()
-            b_new = (grad * zA).sum(1) - g - eps
-            # consistency of the last step: did the network behave linearly between the two iterates?
-            scale = torch.clamp(g0[A].abs(), min=1e-12)
-            consistent = (it == 0) | ((g - pred_g[A]).abs() <= 1e-3 * scale)
-            nbA = torch.where(consistent, torch.ones_like(nb[A]), torch.clamp(nb[A] + 1, max=m))
-            GA = torch.roll(Gb[A], -1, dims=1)
-            BA = torch.roll(Bb[A], -1, dims=1)
-            GA[:, -1] = grad
-            BA[:, -1] = b_new
-            # rows older than the bundle size are masked out of the projection
-            keep = (torch.arange(m, device=dev)[None, :] >= (m - nbA)[:, None]).to(dt)
-            Gm = GA * keep[:, :, None]
-            Bm = BA * keep
-            # projection of x onto {Gm w = Bm}: w = x - Gm^T (Gm Gm^T)^-1 (Gm x - Bm)
-            lam = self._project(Gm, Bm, keep, xA, eye)
-            # active set: a plane with a negative multiplier would hold the point back towards x; in the
-            # local model {all planes <= -eps} it is inactive, so drop it (the newest plane always stays)
-            neg = (lam < 0) & (keep > 0)
-            neg[:, -1] = False
-            if bool(neg.any()):
-                keep = keep * (~neg).to(dt)
-                Gm = GA * keep[:, :, None]
-                Bm = BA * keep
-                lam = self._project(Gm, Bm, keep, xA, eye)
-                nbA = torch.where(neg.any(1), keep.sum(1).to(torch.int64), nbA)
-            z_new = xA - (lam[:, :, None] * Gm).sum(1)
-            # fall back to the single-plane step where the bundle system is degenerate
-            single = xA - ((((grad * xA).sum(1) - b_new) / torch.where(zg, torch.ones_like(gn2), gn2))[:, None]) * grad
-            bad = ~torch.isfinite(z_new).all(1)
-            z_new = torch.where(bad[:, None], single, z_new)
-            nbA = torch.where(bad, torch.ones_like(nbA), nbA)
-            Gb[A], Bb[A], nb[A] = GA, BA, nbA
-            pred_g[A] = -eps
-            step = torch.linalg.vector_norm(z_new - zA, dim=1)
-            small = step <= self.xtol * torch.clamp(dA, min=1e-12)
-            done = zg | (small & crossed) | ~torch.isfinite(z_new).all(1)
-            z[A] = torch.where(done[:, None], zA, z_new)
-            active[A[done]] = False
-        return z, best_z, zero_grad, iters, evals
+            if it == 0 and gw0 is not None:
+                # rows starting at x (the first Pp) reuse the gradient computed for the starts
+                if P > Pp:
+                    g, w = _grad(prob, y[Pp:], Is[Pp:], Js[Pp:])
+                    g, w = torch.cat([gw0[0], g]), torch.cat([gw0[1], w])
+                else:
+                    g, w = gw0
+            else:
+                g, w = _grad(prob, y, Is, Js)
+            iters[idx] += 1
+            wn2 = torch.linalg.vector_norm(w, dim=1).square()
+            zg = ~(wn2 > 1e-30) | ~torch.isfinite(wn2) | ~torch.isfinite(g)
+            # boundary estimate: Newton step along the normal (exact where g is linear); it is trusted as a
+            # merit only near the boundary (Newton correction small against the distance)
+            corr = torch.where(zg, torch.zeros_like(g), g / torch.where(zg, torch.ones_like(wn2), wn2))
+            zb_new = torch.addcmul(y, corr[:, None], w, value=-1.0)
+            dz_new = zb_new - xs
+            r_new = torch.linalg.vector_norm(dz_new, dim=1)
+            delta = corr.abs() * torch.sqrt(wn2)
+            near = ~zg & (delta <= self.near * r_new) & torch.isfinite(r_new)
+            fresh = torch.isinf(rho)
+            acc = near & (r_new < rho * (1 - 1e-9))
+            a2 = acc[:, None]
+            zb = torch.where(a2, zb_new, zb)
+            wb = torch.where(a2, w, wb)
+            dz = torch.where(a2, dz_new, zb - xs)
+            wbn2 = torch.where(acc, wn2, wbn2)
+            rho = torch.where(acc, r_new, rho)
+            out_rho[idx] = rho
+            al = torch.where(acc, torch.clamp(alpha * 2, max=1.0), alpha * 0.25)
+            al = torch.where(fresh, torch.ones_like(al), al)
+            alpha = al
+            # stationarity of the accepted point: on the boundary and z - x antiparallel to w
+            wdz = (wb * dz).sum(1)
+            dzn = torch.linalg.vector_norm(dz, dim=1)
+            cosang = -wdz / (torch.sqrt(wbn2) * dzn).clamp(min=1e-30)
+            stat = acc & (delta <= self.xtol * r_new) & (1 - cosang <= self.xtol)
+            small = ~fresh & (al < self.min_step)
+            zfresh = zg & fresh & ~acc
+            # next point: rows without an accepted point restore feasibility (Newton along the normal; from
+            # x this is the targeted DeepFool step), the others walk along the tangent plane towards x:
+            # y = zb + al P(x - zb) = x + (1 - al) dz + al (w . dz / |w|^2) w
+            restore = fresh & ~acc
+            coef = al * wdz / wbn2
+            y_walk = torch.addcmul(torch.addcmul(xs, dz, (1 - al)[:, None]), wb, coef[:, None])
+            y = torch.where(restore[:, None], zb_new, y_walk)
+            bad = ~torch.isfinite(coef) & ~restore
+            done = stat | small | zfresh | bad
+            # drop extra starts of pairs that are clearly not the nearest boundary of their sample
+            if it + 1 == self.prune_after and R > 1:
+                rr = out_rho.reshape(R, Pp)
+                best_pair = rr.amin(0)
+                smin = torch.full((n_samples,), inf, device=dev, dtype=dt)
+                smin.scatter_reduce_(0, S[:Pp], best_pair, reduce="amin")
+                first_best = torch.zeros_like(rr, dtype=torch.bool)
+                first_best[rr.argmin(0), torch.arange(Pp, device=dev)] = True
+                far = best_pair > self.prune * smin[S[:Pp]]
+                drop = (far[None] | ~torch.isfinite(rr)) & ~first_best
+                done |= drop.reshape(-1)[idx]
+            if bool(done.any()):
+                zero_grad[idx[zfresh]] = True
+                fin = idx[done]
+                out_z[fin] = zb[done]
+                keep = ~done
+                idx, xs, y, Is, Js = idx[keep], xs[keep], y[keep], Is[keep], Js[keep]
+                zb, wb, wbn2, rho, alpha = zb[keep], wb[keep], wbn2[keep], rho[keep], alpha[keep]
+        out_z[idx] = zb
+        out_z[~torch.isfinite(out_rho)] = float("nan")
+        return out_rho, out_z, zero_grad, iters, iters.clone()
 
-    @staticmethod
-    def _project(Gm, Bm, keep, xA, eye):
-        """Multipliers of the projection of x onto {Gm w = Bm} (masked rows contribute nothing)."""
-        gram = Gm @ Gm.transpose(1, 2)
-        diag_scale = torch.clamp(gram.diagonal(dim1=1, dim2=2).amax(1), min=1e-30)[:, None, None]
-        gram = gram + eye * ((1 - keep)[:, :, None] * diag_scale + 1e-10 * diag_scale)
-        rhs = (Gm * xA[:, None, :]).sum(2) - Bm
-        return torch.linalg.solve_ex(gram, rhs.unsqueeze(-1))[0].squeeze(-1)
+
+def _grad(prob, z, I, J):
+    """g = f_i - f_j and its gradient at rows z (one forward+backward for the batch)."""
+    z = z.detach().requires_grad_(True)
+    with torch.enable_grad():
+        lg = prob.f(z)
+        r = torch.arange(z.shape[0], device=z.device)
+        g = lg[r, I] - lg[r, J]
+        (grad,) = torch.autograd.grad(g.sum(), z)
+    return g.detach(), grad.detach()

@@ -2,7 +2,8 @@
 
 Names are imported lazily (plotly loads only when a builder is used). Modules: ``common`` (palette, grids,
 boundary extraction), ``playground`` (2-D decision surface, margin histogram, training and margin curves),
-``embedding`` (2-D embedding scatter), ``images`` (MNIST image panels).
+``embedding`` (2-D embedding scatter), ``images`` (MNIST image panels), ``histograms`` (explorer
+margin histograms).
 """
 
 from __future__ import annotations
@@ -12,16 +13,35 @@ import importlib
 # public name -> submodule; other engineers' modules are listed here as they add names
 _NAMES = {
     # common
-    "CLASS_COLORS": "common", "class_color": "common", "Grid": "common", "make_grid": "common",
-    "boundary_segments": "common", "region_levels": "common", "region_colorscale": "common",
+    "CLASS_COLORS": "common",
+    "class_color": "common",
+    "Grid": "common",
+    "make_grid": "common",
+    "boundary_segments": "common",
+    "region_levels": "common",
+    "region_colorscale": "common",
     "segments_xy": "common",
     # playground
-    "decision_surface": "playground", "margin_histogram": "playground", "training_curves": "playground",
-    "margin_curves": "playground", "SURFACE_TRACES": "playground",
+    "decision_surface": "playground",
+    "margin_histogram": "playground",
+    "training_curves": "playground",
+    "margin_curves": "playground",
+    "SURFACE_TRACES": "playground",
     # embedding
-    "embedding_figure": "embedding", "highlight_xy": "embedding", "CATEGORY_COLORS": "embedding",
+    "embedding_figure": "embedding",
+    "highlight_xy": "embedding",
+    "CATEGORY_COLORS": "embedding",
+    # images (MNIST explorer)
+    "image_panels_figure": "images",
+    "margin_bars_figure": "images",
+    "as_image": "images",
+    # histograms (MNIST explorer)
+    "margin_histogram_figure": "histograms",
+    "sample_groups": "histograms",
+    "GROUP_COLORS": "histograms",
+    "MODEL_TYPES": "histograms",
 }
-_MODULES = ("common", "playground", "embedding", "images")
+_MODULES = ("common", "playground", "embedding", "images", "histograms")
 
 __all__ = sorted(_NAMES)
 

@@ -7,12 +7,32 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CLASS_COLORS", "class_color", "mix", "Grid", "make_grid", "region_levels", "region_colorscale",
-           "boundary_segments", "segments_xy", "REGION_LEVELS"]
+__all__ = [
+    "CLASS_COLORS",
+    "class_color",
+    "mix",
+    "Grid",
+    "make_grid",
+    "region_levels",
+    "region_colorscale",
+    "boundary_segments",
+    "segments_xy",
+    "REGION_LEVELS",
+]
 
 # plotly's qualitative "Plotly" palette (the same order as plotly express defaults and viz.embedding)
-CLASS_COLORS = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880",
-                "#FF97FF", "#FECB52")
+CLASS_COLORS = (
+    "#636EFA",
+    "#EF553B",
+    "#00CC96",
+    "#AB63FA",
+    "#FFA15A",
+    "#19D3F3",
+    "#FF6692",
+    "#B6E880",
+    "#FF97FF",
+    "#FECB52",
+)
 
 # confidence levels per class in the region heatmap: z = class * REGION_LEVELS + level (small ints keep the
 # JSON payload of a live heatmap update small)
@@ -25,8 +45,8 @@ def class_color(k: int) -> str:
 
 def mix(color: str, weight: float, other: str = "#FFFFFF") -> str:
     """``weight`` of ``color`` blended with ``other`` (hex colours), as ``rgb(...)``."""
-    a = np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
-    b = np.array([int(other[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
+    a = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
+    b = np.array([int(other[i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
     r, g, bl = np.round(weight * a + (1 - weight) * b).astype(int)
     return f"rgb({r},{g},{bl})"
 
@@ -92,8 +112,8 @@ def region_levels(logits, shape) -> np.ndarray:
     K = L.shape[1]
     cls = L.argmax(axis=1)
     Z = L - L.max(axis=1, keepdims=True)
-    conf = 1.0 / np.exp(Z).sum(axis=1)          # softmax probability of the argmax class
-    conf = (conf - 1.0 / K) / (1.0 - 1.0 / K)     # 0 at a tie of all classes, 1 when certain
+    conf = 1.0 / np.exp(Z).sum(axis=1)  # softmax probability of the argmax class
+    conf = (conf - 1.0 / K) / (1.0 - 1.0 / K)  # 0 at a tie of all classes, 1 when certain
     level = np.clip((conf * REGION_LEVELS).astype(np.int64), 0, REGION_LEVELS - 1)
     return (cls * REGION_LEVELS + level).astype(np.int8).reshape(shape)
 
@@ -153,16 +173,23 @@ def boundary_segments(grid: Grid, logits) -> tuple[np.ndarray, np.ndarray]:
         first = np.argmax(o, axis=1)
         second = 3 - np.argmax(o[:, ::-1], axis=1)
         r = np.arange(len(o))
-        pieces.append(np.stack([np.stack([px[r, first], py[r, first]], 1),
-                                np.stack([px[r, second], py[r, second]], 1)], axis=1))
+        pieces.append(
+            np.stack(
+                [np.stack([px[r, first], py[r, first]], 1), np.stack([px[r, second], py[r, second]], 1)],
+                axis=1,
+            )
+        )
     many = count >= 3
     if many.any():
         o, px, py = on[many], ex[many], ey[many]
         cx = (px * o).sum(1) / o.sum(1)
         cy = (py * o).sum(1) / o.sum(1)
         cell, edge = np.nonzero(o)
-        pieces.append(np.stack([np.stack([px[cell, edge], py[cell, edge]], 1),
-                                np.stack([cx[cell], cy[cell]], 1)], axis=1))
+        pieces.append(
+            np.stack(
+                [np.stack([px[cell, edge], py[cell, edge]], 1), np.stack([cx[cell], cy[cell]], 1)], axis=1
+            )
+        )
     if not pieces:
         return np.zeros(0, np.float32), np.zeros(0, np.float32)
     seg = np.concatenate(pieces)

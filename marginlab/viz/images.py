@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["image_panels_figure", "margin_bars_figure", "as_image"]
+__all__ = ["image_panels_figure", "margin_bars_figure", "as_image", "panel_arrays", "bar_values"]
 
 
 def as_image(x, shape=None) -> np.ndarray:
@@ -23,6 +23,35 @@ def as_image(x, shape=None) -> np.ndarray:
     return x
 
 
+def panel_arrays(panels, zrange=(0.0, 1.0)):
+    """``(title, z, zmin, zmax)`` per ``(title, image, kind)`` panel (see :func:`image_panels_figure`); the
+    explorer uses it to update an existing figure in place, which is much faster than building a new one."""
+    out = []
+    for title, img, kind in panels:
+        if kind not in ("image", "diff"):
+            raise ValueError(f"panel kind must be 'image' or 'diff', got {kind!r}")
+        z = np.zeros((28, 28), np.float32) if img is None else as_image(img)
+        if kind == "image":
+            out.append((title, z, zrange[0], zrange[1]))
+        else:
+            m = float(np.abs(z).max()) or 1.0
+            out.append((title, z, -m, m))
+    return out
+
+
+def bar_values(distances, pred=None, boundary_class=None):
+    """``(y, colors)`` of :func:`margin_bars_figure`: NaN for the predicted class, red for the nearest."""
+    d = np.asarray(distances, dtype=np.float64).reshape(-1)
+    K = len(d)
+    colors = ["#636EFA"] * K
+    if boundary_class is not None and 0 <= int(boundary_class) < K:
+        colors[int(boundary_class)] = "#EF553B"
+    y = np.where(np.isfinite(d), d, np.nan)
+    if pred is not None and 0 <= int(pred) < K:
+        y[int(pred)] = np.nan
+    return y, colors
+
+
 def image_panels_figure(panels, *, zrange=(0.0, 1.0), width: int = 760, height: int = 220):
     """A row of grey-scale heatmaps.
 
@@ -39,17 +68,9 @@ def image_panels_figure(panels, *, zrange=(0.0, 1.0), width: int = 760, height: 
     fig = make_subplots(
         rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels], horizontal_spacing=0.02
     )
-    for j, (_, img, kind) in enumerate(panels, start=1):
-        if kind not in ("image", "diff"):
-            raise ValueError(f"panel kind must be 'image' or 'diff', got {kind!r}")
-        z = np.zeros((28, 28), np.float32) if img is None else as_image(img)
-        if kind == "image":
-            hm = go.Heatmap(
-                z=z, zmin=zrange[0], zmax=zrange[1], colorscale="gray_r", showscale=False, hoverinfo="z"
-            )
-        else:
-            m = float(np.abs(z).max()) or 1.0
-            hm = go.Heatmap(z=z, zmin=-m, zmax=m, colorscale="RdBu", showscale=False, hoverinfo="z")
+    for j, ((_, z, lo, hi), (_, _, kind)) in enumerate(zip(panel_arrays(panels, zrange), panels), start=1):
+        cmap = "gray_r" if kind == "image" else "RdBu"
+        hm = go.Heatmap(z=z, zmin=lo, zmax=hi, colorscale=cmap, showscale=False, hoverinfo="z")
         fig.add_trace(hm, row=1, col=j)
         fig.update_xaxes(showticklabels=False, row=1, col=j)
         fig.update_yaxes(
@@ -76,15 +97,8 @@ def margin_bars_figure(
     """
     import plotly.graph_objects as go
 
-    d = np.asarray(distances, dtype=np.float64).reshape(-1)
-    K = len(d)
-    names = [str(c) for c in (class_names if class_names is not None else range(K))]
-    colors = ["#636EFA"] * K
-    if boundary_class is not None and 0 <= int(boundary_class) < K:
-        colors[int(boundary_class)] = "#EF553B"
-    y = np.where(np.isfinite(d), d, np.nan)
-    if pred is not None and 0 <= int(pred) < K:
-        y[int(pred)] = np.nan
+    y, colors = bar_values(distances, pred, boundary_class)
+    names = [str(c) for c in (class_names if class_names is not None else range(len(y)))]
     fig = go.Figure(
         go.Bar(x=names, y=y, marker_color=colors, hovertemplate="class %{x}: %{y:.4g}<extra></extra>")
     )

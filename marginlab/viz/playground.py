@@ -24,12 +24,36 @@ from .common import (
     segments_xy,
 )
 
-__all__ = ["SURFACE_TRACES", "decision_surface", "regions_props", "boundary_props", "points_props",
-           "segment_props", "marker_props", "margin_histogram", "histogram_props", "training_curves",
-           "curves_props", "margin_curves", "margin_curves_props", "CORRUPTION_SYMBOLS"]
+__all__ = [
+    "SURFACE_TRACES",
+    "decision_surface",
+    "regions_props",
+    "boundary_props",
+    "points_props",
+    "segment_props",
+    "marker_props",
+    "margin_histogram",
+    "histogram_props",
+    "training_curves",
+    "curves_props",
+    "margin_curves",
+    "margin_curves_props",
+    "CORRUPTION_SYMBOLS",
+]
 
-SURFACE_TRACES = ("regions", "boundary", "train", "train_corrupted", "test", "all_segments", "linearized",
-                  "deepfool", "segment", "boundary_point", "selected")
+SURFACE_TRACES = (
+    "regions",
+    "boundary",
+    "train",
+    "train_corrupted",
+    "test",
+    "all_segments",
+    "linearized",
+    "deepfool",
+    "segment",
+    "boundary_point",
+    "selected",
+)
 
 # kind code -> marker symbol: 0 clean, 1 label-corrupted, 2 input-corrupted, 3 both
 CORRUPTION_SYMBOLS = ("circle", "x", "diamond", "star")
@@ -63,9 +87,14 @@ def points_props(X, y, n_classes: int, *, rows=None, kind=None, hover_prefix: st
     marker = {"color": y, "cmin": -0.5, "cmax": n_classes - 0.5, "colorscale": _class_colorscale(n_classes)}
     if kind is not None:
         marker["symbol"] = [CORRUPTION_SYMBOLS[int(k)] for k in np.asarray(kind)]
-    return {"x": X[:, 0], "y": X[:, 1], "customdata": rows, "marker": marker,
-            "hovertemplate": f"{hover_prefix}#%{{customdata}} class %{{marker.color}}<br>"
-                             "(%{x:.3f}, %{y:.3f})<extra></extra>"}
+    return {
+        "x": X[:, 0],
+        "y": X[:, 1],
+        "customdata": rows,
+        "marker": marker,
+        "hovertemplate": f"{hover_prefix}#%{{customdata}} class %{{marker.color}}<br>"
+        "(%{x:.3f}, %{y:.3f})<extra></extra>",
+    }
 
 
 def segment_props(start, end, dtype=np.float64) -> dict:
@@ -82,10 +111,25 @@ def marker_props(points) -> dict:
     return {"x": P[:, 0], "y": P[:, 1]}
 
 
-def decision_surface(grid: Grid, logits, *, n_classes: int, train_X=None, train_y=None, train_kind=None,
-                     test_X=None, test_y=None, selected=None, boundary_point=None, estimates=None,
-                     all_segments=None, title: str = "", width: int = 500, height: int = 480,
-                     uirevision: str = "surface"):
+def decision_surface(
+    grid: Grid,
+    logits,
+    *,
+    n_classes: int,
+    train_X=None,
+    train_y=None,
+    train_kind=None,
+    test_X=None,
+    test_y=None,
+    selected=None,
+    boundary_point=None,
+    estimates=None,
+    all_segments=None,
+    title: str = "",
+    width: int = 500,
+    height: int = 480,
+    uirevision: str = "surface",
+):
     """Class regions and decision boundary of a 2-D classifier, with samples and margin segments.
 
     ``logits`` (ny*nx, K) are the model's outputs at ``grid.points``. ``train_kind`` (n,) marks corrupted
@@ -97,11 +141,24 @@ def decision_surface(grid: Grid, logits, *, n_classes: int, train_X=None, train_
 
     K = int(n_classes)
     regions = go.Heatmap(
-        x=grid.xs, y=grid.ys, name="regions", showscale=False, hoverinfo="none",
-        colorscale=region_colorscale(K), zmin=-0.5, zmax=K * REGION_LEVELS - 0.5,
-        **regions_props(grid, logits, K))
-    boundary = go.Scatter(mode="lines", name="boundary", hoverinfo="skip", showlegend=False,
-                          line={"color": "#222", "width": 2}, **boundary_props(grid, logits))
+        x=grid.xs,
+        y=grid.ys,
+        name="regions",
+        showscale=False,
+        hoverinfo="none",
+        colorscale=region_colorscale(K),
+        zmin=-0.5,
+        zmax=K * REGION_LEVELS - 0.5,
+        **regions_props(grid, logits, K),
+    )
+    boundary = go.Scatter(
+        mode="lines",
+        name="boundary",
+        hoverinfo="skip",
+        showlegend=False,
+        line={"color": "#222", "width": 2},
+        **boundary_props(grid, logits),
+    )
 
     def pts(X, y, rows, kind, name, **style):
         if X is None or len(X) == 0:
@@ -119,47 +176,127 @@ def decision_surface(grid: Grid, logits, *, n_classes: int, train_X=None, train_
     ty = np.zeros(0, np.int64) if train_y is None else np.asarray(train_y)
     line = {"color": "white", "width": 1}
     traces = [
-        regions, boundary,
-        pts(train_X[clean], ty[clean] if len(ty) else ty, rows[clean], None, "train",
-            marker={"size": 7, "line": line}),
-        pts(train_X[~clean], ty[~clean] if len(ty) else ty, rows[~clean], train_kind[~clean],
-            "train (corrupted)", marker={"size": 9, "line": {"color": "black", "width": 1.5}}),
-        pts(test_X, test_y, None, None, "test",
-            marker={"size": 7, "opacity": 0.55, "line": {"color": "black", "width": 1}}),
+        regions,
+        boundary,
+        pts(
+            train_X[clean],
+            ty[clean] if len(ty) else ty,
+            rows[clean],
+            None,
+            "train",
+            marker={"size": 7, "line": line},
+        ),
+        pts(
+            train_X[~clean],
+            ty[~clean] if len(ty) else ty,
+            rows[~clean],
+            train_kind[~clean],
+            "train (corrupted)",
+            marker={"size": 9, "line": {"color": "black", "width": 1.5}},
+        ),
+        pts(
+            test_X,
+            test_y,
+            None,
+            None,
+            "test",
+            marker={"size": 7, "opacity": 0.55, "line": {"color": "black", "width": 1}},
+        ),
     ]
-    seg = segment_props(*all_segments, dtype=np.float32) if all_segments is not None else {"x": _EMPTY, "y": _EMPTY}
-    traces.append(go.Scatter(mode="lines", name="all segments", hoverinfo="skip", showlegend=False,
-                             line={"color": "rgba(40,40,40,0.45)", "width": 1}, **seg))
+    seg = (
+        segment_props(*all_segments, dtype=np.float32)
+        if all_segments is not None
+        else {"x": _EMPTY, "y": _EMPTY}
+    )
+    traces.append(
+        go.Scatter(
+            mode="lines",
+            name="all segments",
+            hoverinfo="skip",
+            showlegend=False,
+            line={"color": "rgba(40,40,40,0.45)", "width": 1},
+            **seg,
+        )
+    )
     estimates = estimates or {}
     for name, dash, symbol in (("linearized", "dash", "triangle-up"), ("deepfool", "dot", "square")):
         p = estimates.get(name)
-        xy = (segment_props(np.reshape(selected, (1, 2)), np.reshape(p, (1, 2)))
-              if p is not None and selected is not None else {"x": _EMPTY, "y": _EMPTY})
-        traces.append(go.Scatter(mode="lines+markers", name=name, hoverinfo="skip", showlegend=False,
-                                 line={"color": "#555", "width": 1.5, "dash": dash},
-                                 marker={"symbol": symbol, "size": [0, 9, 0], "color": "#555"}, **xy))
+        xy = (
+            segment_props(np.reshape(selected, (1, 2)), np.reshape(p, (1, 2)))
+            if p is not None and selected is not None
+            else {"x": _EMPTY, "y": _EMPTY}
+        )
+        traces.append(
+            go.Scatter(
+                mode="lines+markers",
+                name=name,
+                hoverinfo="skip",
+                showlegend=False,
+                line={"color": "#555", "width": 1.5, "dash": dash},
+                marker={"symbol": symbol, "size": [0, 9, 0], "color": "#555"},
+                **xy,
+            )
+        )
     has_sel = selected is not None and boundary_point is not None
-    seg1 = segment_props(np.reshape(selected, (1, 2)), np.reshape(boundary_point, (1, 2))) if has_sel else {
-        "x": _EMPTY, "y": _EMPTY}
-    traces.append(go.Scatter(mode="lines", name="segment", hoverinfo="skip", showlegend=False,
-                             line={"color": "black", "width": 2.5}, **seg1))
+    seg1 = (
+        segment_props(np.reshape(selected, (1, 2)), np.reshape(boundary_point, (1, 2)))
+        if has_sel
+        else {"x": _EMPTY, "y": _EMPTY}
+    )
+    traces.append(
+        go.Scatter(
+            mode="lines",
+            name="segment",
+            hoverinfo="skip",
+            showlegend=False,
+            line={"color": "black", "width": 2.5},
+            **seg1,
+        )
+    )
     bp = marker_props(np.reshape(boundary_point, (1, 2))) if has_sel else {"x": _EMPTY, "y": _EMPTY}
-    traces.append(go.Scatter(mode="markers", name="boundary point", hoverinfo="skip", showlegend=False,
-                             marker={"symbol": "x-thin", "size": 14, "line": {"width": 3, "color": "black"}},
-                             **bp))
+    traces.append(
+        go.Scatter(
+            mode="markers",
+            name="boundary point",
+            hoverinfo="skip",
+            showlegend=False,
+            marker={"symbol": "x-thin", "size": 14, "line": {"width": 3, "color": "black"}},
+            **bp,
+        )
+    )
     sel = marker_props(np.reshape(selected, (1, 2))) if selected is not None else {"x": _EMPTY, "y": _EMPTY}
-    traces.append(go.Scatter(mode="markers", name="selected", hoverinfo="skip", showlegend=False,
-                             marker={"symbol": "circle-open", "size": 16, "line": {"width": 2.5},
-                                     "color": "black"}, **sel))
+    traces.append(
+        go.Scatter(
+            mode="markers",
+            name="selected",
+            hoverinfo="skip",
+            showlegend=False,
+            marker={"symbol": "circle-open", "size": 16, "line": {"width": 2.5}, "color": "black"},
+            **sel,
+        )
+    )
     fig = go.Figure(traces)
     fig.update_layout(
-        title={"text": title, "x": 0.02, "font": {"size": 14}}, width=width, height=height,
-        margin={"l": 40, "r": 10, "t": 40 if title else 10, "b": 30}, uirevision=uirevision,
-        hovermode="closest", clickmode="event", dragmode=False, plot_bgcolor="white",
+        title={"text": title, "x": 0.02, "font": {"size": 14}},
+        width=width,
+        height=height,
+        margin={"l": 40, "r": 10, "t": 40 if title else 10, "b": 30},
+        uirevision=uirevision,
+        hovermode="closest",
+        clickmode="event",
+        dragmode=False,
+        plot_bgcolor="white",
         legend={"orientation": "h", "y": -0.08, "x": 0, "font": {"size": 11}},
         xaxis={"range": grid.x_range, "constrain": "domain", "showgrid": False, "zeroline": False},
-        yaxis={"range": grid.y_range, "scaleanchor": "x", "scaleratio": 1, "constrain": "domain",
-               "showgrid": False, "zeroline": False})
+        yaxis={
+            "range": grid.y_range,
+            "scaleanchor": "x",
+            "scaleratio": 1,
+            "constrain": "domain",
+            "showgrid": False,
+            "zeroline": False,
+        },
+    )
     return fig
 
 
@@ -182,14 +319,24 @@ def histogram_props(groups: dict, *, bins: int = 30, value_range=None) -> list[d
         counts, _ = np.histogram(np.clip(a[ok], lo, hi), bins=edges)
         n_nan = int((~ok).sum())
         label = f"{name} ({len(a)})" + (f", {n_nan} unsolved" if n_nan else "")
-        out.append({"x": centers, "y": counts.astype(np.int32), "width": float(edges[1] - edges[0]),
-                    "name": label})
+        out.append(
+            {"x": centers, "y": counts.astype(np.int32), "width": float(edges[1] - edges[0]), "name": label}
+        )
     return out
 
 
-def margin_histogram(groups: dict, *, bins: int = 30, value_range=None, colors=None,
-                     title: str = "Margins", xaxis_title: str = "margin (signed: < 0 misclassified)",
-                     width: int = 440, height: int = 260, uirevision: str = "histogram"):
+def margin_histogram(
+    groups: dict,
+    *,
+    bins: int = 30,
+    value_range=None,
+    colors=None,
+    title: str = "Margins",
+    xaxis_title: str = "margin (signed: < 0 misclassified)",
+    width: int = 440,
+    height: int = 260,
+    uirevision: str = "histogram",
+):
     """Overlaid histograms of margins, one bar trace per group (e.g. ``{"train clean": m1, "train
     corrupted": m2, "test": m3}``) on shared bins; each trace's ``y`` holds the counts."""
     import plotly.graph_objects as go
@@ -199,14 +346,30 @@ def margin_histogram(groups: dict, *, bins: int = 30, value_range=None, colors=N
     traces = []
     for i, props in enumerate(histogram_props(groups, bins=bins, value_range=value_range)):
         key = list(groups)[i]
-        traces.append(go.Bar(marker={"color": colors.get(key, default[i % len(default)])}, opacity=0.6,
-                             hovertemplate="%{x:.3g}: %{y}<extra>%{fullData.name}</extra>", **props))
+        traces.append(
+            go.Bar(
+                marker={"color": colors.get(key, default[i % len(default)])},
+                opacity=0.6,
+                hovertemplate="%{x:.3g}: %{y}<extra>%{fullData.name}</extra>",
+                **props,
+            )
+        )
     fig = go.Figure(traces)
-    fig.update_layout(barmode="overlay", bargap=0, title={"text": title, "x": 0.02, "font": {"size": 13}},
-                      width=width, height=height, margin={"l": 45, "r": 10, "t": 35, "b": 40},
-                      uirevision=uirevision, xaxis_title=xaxis_title, yaxis_title="samples",
-                      legend={"font": {"size": 10}, "x": 1, "xanchor": "right", "y": 1},
-                      plot_bgcolor="white", xaxis={"gridcolor": "#eee"}, yaxis={"gridcolor": "#eee"})
+    fig.update_layout(
+        barmode="overlay",
+        bargap=0,
+        title={"text": title, "x": 0.02, "font": {"size": 13}},
+        width=width,
+        height=height,
+        margin={"l": 45, "r": 10, "t": 35, "b": 40},
+        uirevision=uirevision,
+        xaxis_title=xaxis_title,
+        yaxis_title="samples",
+        legend={"font": {"size": 10}, "x": 1, "xanchor": "right", "y": 1},
+        plot_bgcolor="white",
+        xaxis={"gridcolor": "#eee"},
+        yaxis={"gridcolor": "#eee"},
+    )
     return fig
 
 
@@ -222,12 +385,13 @@ def curves_props(history) -> list[dict]:
     out = []
     for key in ("loss", "val_loss", "acc", "val_acc"):
         v = _f32(get(key))
-        out.append({"x": ep[:len(v)], "y": v})
+        out.append({"x": ep[: len(v)], "y": v})
     return out
 
 
-def training_curves(history, *, title: str = "", width: int = 440, height: int = 230,
-                    uirevision: str = "curves"):
+def training_curves(
+    history, *, title: str = "", width: int = 440, height: int = 230, uirevision: str = "curves"
+):
     """Loss (left) and accuracy (right) per epoch, train solid and test dashed."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -235,12 +399,28 @@ def training_curves(history, *, title: str = "", width: int = 440, height: int =
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.15)
     names = ("train", "test", "train acc", "test acc")
     for i, props in enumerate(curves_props(history)):
-        fig.add_trace(go.Scatter(mode="lines", name=names[i], showlegend=i < 2,
-                                 line={"color": "#4C78A8" if i % 2 == 0 else "#F58518",
-                                       "dash": "solid" if i % 2 == 0 else "dash"}, **props),
-                      row=1, col=1 + i // 2)
-    fig.update_layout(title={"text": title, "x": 0.02}, width=width, height=height, uirevision=uirevision,
-                      margin={"l": 40, "r": 10, "t": 30, "b": 35}, plot_bgcolor="white")
+        fig.add_trace(
+            go.Scatter(
+                mode="lines",
+                name=names[i],
+                showlegend=i < 2,
+                line={
+                    "color": "#4C78A8" if i % 2 == 0 else "#F58518",
+                    "dash": "solid" if i % 2 == 0 else "dash",
+                },
+                **props,
+            ),
+            row=1,
+            col=1 + i // 2,
+        )
+    fig.update_layout(
+        title={"text": title, "x": 0.02},
+        width=width,
+        height=height,
+        uirevision=uirevision,
+        margin={"l": 40, "r": 10, "t": 30, "b": 35},
+        plot_bgcolor="white",
+    )
     fig.update_xaxes(title_text="epoch", gridcolor="#eee")
     fig.update_yaxes(gridcolor="#eee")
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
@@ -252,19 +432,38 @@ def margin_curves_props(epochs, curves: dict) -> list[dict]:
     return [{"x": ep, "y": _f32(v), "name": k} for k, v in curves.items()]
 
 
-def margin_curves(epochs, curves: dict, *, title: str = "Margin over training", width: int = 440,
-                  height: int = 230, uirevision: str = "margin-curves"):
+def margin_curves(
+    epochs,
+    curves: dict,
+    *,
+    title: str = "Margin over training",
+    width: int = 440,
+    height: int = 230,
+    uirevision: str = "margin-curves",
+):
     """Margin statistics over training, e.g. ``{"train min": [...], "train mean": [...]}`` against
     ``epochs`` (a float epoch per measurement)."""
     import plotly.graph_objects as go
 
     colors = ("#E45756", "#4C78A8", "#9D9D9D", "#72B7B2")
     dashes = ("solid", "solid", "dash", "dot")
-    fig = go.Figure([go.Scatter(mode="lines", line={"color": colors[i % 4], "dash": dashes[i % 4]}, **p)
-                     for i, p in enumerate(margin_curves_props(epochs, curves))])
-    fig.update_layout(title={"text": title, "x": 0.02, "font": {"size": 13}}, width=width, height=height,
-                      uirevision=uirevision, margin={"l": 45, "r": 10, "t": 35, "b": 35},
-                      xaxis_title="epoch", yaxis_title="margin", plot_bgcolor="white",
-                      legend={"font": {"size": 10}, "orientation": "h", "y": -0.3},
-                      xaxis={"gridcolor": "#eee"}, yaxis={"gridcolor": "#eee", "zerolinecolor": "#bbb"})
+    fig = go.Figure(
+        [
+            go.Scatter(mode="lines", line={"color": colors[i % 4], "dash": dashes[i % 4]}, **p)
+            for i, p in enumerate(margin_curves_props(epochs, curves))
+        ]
+    )
+    fig.update_layout(
+        title={"text": title, "x": 0.02, "font": {"size": 13}},
+        width=width,
+        height=height,
+        uirevision=uirevision,
+        margin={"l": 45, "r": 10, "t": 35, "b": 35},
+        xaxis_title="epoch",
+        yaxis_title="margin",
+        plot_bgcolor="white",
+        legend={"font": {"size": 10}, "orientation": "h", "y": -0.3},
+        xaxis={"gridcolor": "#eee"},
+        yaxis={"gridcolor": "#eee", "zerolinecolor": "#bbb"},
+    )
     return fig

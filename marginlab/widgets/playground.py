@@ -26,8 +26,13 @@ __all__ = ["Playground", "PlaygroundSettings", "SettingsError", "LOSS_CHOICES", 
 log = logging.getLogger(__name__)
 
 # the names the issue asks for; the registries may add more, and may not have all of these yet
-LOSS_CHOICES = (("cross-entropy", "cross_entropy"), ("hinge", "hinge"), ("large-margin", "large_margin"),
-                ("ODN", "odn"), ("rescaled square", "rescaled_square"))
+LOSS_CHOICES = (
+    ("cross-entropy", "cross_entropy"),
+    ("hinge", "hinge"),
+    ("large-margin", "large_margin"),
+    ("ODN", "odn"),
+    ("rescaled square", "rescaled_square"),
+)
 OPTIMIZER_CHOICES = (("SGD", "sgd"), ("Adam", "adam"), ("Nero", "nero"))
 ESTIMATES = ("linearized", "deepfool")
 MAX_SAMPLES = 2000
@@ -65,14 +70,19 @@ class PlaygroundSettings:
         try:
             widths = tuple(int(p) for p in parts)
         except ValueError:
-            raise SettingsError(f"Hidden layers: write the widths separated by commas, e.g. '16, 16' "
-                                f"(got {text!r}).") from None
+            raise SettingsError(
+                f"Hidden layers: write the widths separated by commas, e.g. '16, 16' (got {text!r})."
+            ) from None
         if any(w <= 0 for w in widths):
-            raise SettingsError(f"Hidden layers: every layer needs at least 1 unit; a 0-width layer cannot "
-                                f"pass anything on (got {text!r}).")
+            raise SettingsError(
+                f"Hidden layers: every layer needs at least 1 unit; a 0-width layer cannot "
+                f"pass anything on (got {text!r})."
+            )
         if len(widths) > 6 or any(w > 512 for w in widths):
-            raise SettingsError(f"Hidden layers: at most 6 layers of at most 512 units keep the playground "
-                                f"live (got {text!r}).")
+            raise SettingsError(
+                f"Hidden layers: at most 6 layers of at most 512 units keep the playground "
+                f"live (got {text!r})."
+            )
         return widths
 
     def validate(self) -> PlaygroundSettings:
@@ -94,14 +104,21 @@ class PlaygroundSettings:
         number("n_samples", "Number of samples", 10, MAX_SAMPLES, integer=True)
         number("noise", "Noise", 0, 2)
         number("test_percent", "Test share (%)", 0, 90, integer=True)
-        number("n_classes", "Number of classes", 2, 8, integer=True)
+        number("n_classes", "Number of classes", 2, 6, integer=True)
         number("label_corruption", "Label corruption (%)", 0, 100)
         number("input_corruption", "Input corruption (%)", 0, 100)
         self.hidden_widths()
         if self.activation not in ACTIVATIONS:
-            raise SettingsError(f"Activation must be one of {', '.join(ACTIVATIONS)} (got {self.activation!r}).")
+            raise SettingsError(
+                f"Activation must be one of {', '.join(ACTIVATIONS)} (got {self.activation!r})."
+            )
         lr = self.lr
-        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.number)) or not np.isfinite(lr) or lr <= 0:
+        if (
+            isinstance(lr, bool)
+            or not isinstance(lr, (int, float, np.number))
+            or not np.isfinite(lr)
+            or lr <= 0
+        ):
             raise SettingsError(f"Learning rate must be a number > 0 (got {lr!r}).")
         number("lr", "Learning rate", 0, 10)
         number("batch_size", "Batch size", 1, 4096, integer=True)
@@ -110,7 +127,9 @@ class PlaygroundSettings:
         number("margin_every", "Margin refresh (ticks)", 1, 1000, integer=True)
         n_train = self.n_samples - round(self.n_samples * self.test_percent / 100)
         if n_train < 2:
-            raise SettingsError(f"Only {n_train} training sample(s) left: lower the test share or add samples.")
+            raise SettingsError(
+                f"Only {n_train} training sample(s) left: lower the test share or add samples."
+            )
         return self
 
     @property
@@ -165,8 +184,10 @@ def _guarded(fn):
             self._fail(str(exc))
         except Exception as exc:  # noqa: BLE001 - an app callback must never raise into the frontend
             log.exception("playground callback %s failed", fn.__name__)
-            self._fail(f"Something went wrong ({type(exc).__name__}: {exc}). Training is paused; change a "
-                       f"setting or press Reset.")
+            self._fail(
+                f"Something went wrong ({type(exc).__name__}: {exc}). Training is paused; change a "
+                f"setting or press Reset."
+            )
         return None
 
     return wrapper
@@ -182,9 +203,15 @@ def combine_corruption(train, label_percent: float, input_percent: float, seed: 
     inp = corrupt(train, "gaussian", input_percent / 100.0, seed=seed + 1)
     lab_mask, inp_mask = lab.corrupted.copy(), inp.corrupted.copy()
     kinds = [k for k, m in (("label", lab_mask), ("gaussian", inp_mask)) if m.any()]
-    return train.replace(X=inp.X, y=lab.y, corrupted=lab_mask | inp_mask, y_original=train.y.copy(),
-                         X_original=train.X, corruption="+".join(kinds) or None,
-                         meta={**train.meta, "label_corrupted": lab_mask, "input_corrupted": inp_mask})
+    return train.replace(
+        X=inp.X,
+        y=lab.y,
+        corrupted=lab_mask | inp_mask,
+        y_original=train.y.copy(),
+        X_original=train.X,
+        corruption="+".join(kinds) or None,
+        meta={**train.meta, "label_corrupted": lab_mask, "input_corrupted": inp_mask},
+    )
 
 
 def corruption_kind(ds) -> np.ndarray:
@@ -207,10 +234,15 @@ def append_point(ds, x, y, cls: int):
     for key in ("label_corrupted", "input_corrupted"):
         if key in meta:
             meta[key] = np.concatenate([meta[key], [False]])
-    return ds.replace(X=X, y=lab, corrupted=np.concatenate([ds.corrupted, [False]]),
-                      y_original=np.concatenate([ds.y_original, [cls]]),
-                      X_original=np.concatenate([ds.X_original, X[-1:]]),
-                      index=np.concatenate([ds.index, [-1]]), meta=meta)
+    return ds.replace(
+        X=X,
+        y=lab,
+        corrupted=np.concatenate([ds.corrupted, [False]]),
+        y_original=np.concatenate([ds.y_original, [cls]]),
+        X_original=np.concatenate([ds.X_original, X[-1:]]),
+        index=np.concatenate([ds.index, [-1]]),
+        meta=meta,
+    )
 
 
 class Playground:
@@ -223,8 +255,16 @@ class Playground:
     the last action succeeded); ``message`` is the HTML widget showing it.
     """
 
-    def __init__(self, settings: PlaygroundSettings | None = None, *, device="auto", grid_resolution: int = 60,
-                 interval_ms: int = 150, live_max_iter: int = 30, **overrides):
+    def __init__(
+        self,
+        settings: PlaygroundSettings | None = None,
+        *,
+        device="auto",
+        grid_resolution: int = 60,
+        interval_ms: int = 150,
+        live_max_iter: int = 20,
+        **overrides,
+    ):
         import ipywidgets as W
 
         self.device_request = device
@@ -233,10 +273,10 @@ class Playground:
         self.trainer = None
         self.train = self.test = None
         self.grid = None
-        self.margins = None          # MarginResult over train + test (train rows first)
-        self.margins_exact = False   # False: solved with live_max_iter while playing
+        self.margins = None  # MarginResult over train + test (train rows first)
+        self.margins_exact = False  # False: solved with live_max_iter while playing
         self.live_max_iter = int(live_max_iter)
-        self._version = 0            # bumps whenever weights or data change
+        self._version = 0  # bumps whenever weights or data change
         self._margins_version = -1
         self.margin_log = {"epoch": [], "train min": [], "train mean": [], "test mean": []}
         self.selection: dict | None = None
@@ -255,41 +295,78 @@ class Playground:
 
         style = {"description_width": "112px"}
         c = {}
-        c["dataset"] = W.Dropdown(options=list(TOY_DATASETS), description="dataset", style=style, layout=lay())
+        c["dataset"] = W.Dropdown(
+            options=list(TOY_DATASETS), description="dataset", style=style, layout=lay()
+        )
         c["n_samples"] = W.IntText(description="samples", style=style, layout=lay(), continuous_update=False)
-        c["noise"] = W.FloatSlider(min=0, max=0.5, step=0.01, description="noise", style=style, layout=lay(),
-                                   continuous_update=False)
-        c["test_percent"] = W.IntSlider(min=0, max=90, step=5, description="test %", style=style, layout=lay(),
-                                        continuous_update=False)
-        c["n_classes"] = W.IntSlider(min=2, max=6, description="classes", style=style, layout=lay(),
-                                     continuous_update=False)
-        c["label_corruption"] = W.FloatText(description="label corrupt. %", style=style, layout=lay(),
-                                            continuous_update=False)
-        c["input_corruption"] = W.FloatText(description="input corrupt. %", style=style, layout=lay(),
-                                            continuous_update=False)
-        c["hidden"] = W.Text(description="hidden widths", placeholder="e.g. 16, 16", style=style,
-                             layout=lay(), continuous_update=False)
-        c["activation"] = W.Dropdown(options=list(ACTIVATIONS), description="activation", style=style,
-                                     layout=lay())
-        c["loss"] = W.Dropdown(options=_choices(LOSS_CHOICES, _available("LOSSES")), description="loss",
-                               style=style, layout=lay())
-        c["optimizer"] = W.Dropdown(options=_choices(OPTIMIZER_CHOICES, _available("OPTIMIZERS")),
-                                    description="optimizer", style=style, layout=lay())
+        c["noise"] = W.FloatSlider(
+            min=0, max=0.5, step=0.01, description="noise", style=style, layout=lay(), continuous_update=False
+        )
+        c["test_percent"] = W.IntSlider(
+            min=0, max=90, step=5, description="test %", style=style, layout=lay(), continuous_update=False
+        )
+        c["n_classes"] = W.IntSlider(
+            min=2, max=6, description="classes", style=style, layout=lay(), continuous_update=False
+        )
+        c["label_corruption"] = W.FloatText(
+            description="label corrupt. %", style=style, layout=lay(), continuous_update=False
+        )
+        c["input_corruption"] = W.FloatText(
+            description="input corrupt. %", style=style, layout=lay(), continuous_update=False
+        )
+        c["hidden"] = W.Text(
+            description="hidden widths",
+            placeholder="e.g. 16, 16",
+            style=style,
+            layout=lay(),
+            continuous_update=False,
+        )
+        c["activation"] = W.Dropdown(
+            options=list(ACTIVATIONS), description="activation", style=style, layout=lay()
+        )
+        c["loss"] = W.Dropdown(
+            options=_choices(LOSS_CHOICES, _available("LOSSES")),
+            description="loss",
+            style=style,
+            layout=lay(),
+        )
+        c["optimizer"] = W.Dropdown(
+            options=_choices(OPTIMIZER_CHOICES, _available("OPTIMIZERS")),
+            description="optimizer",
+            style=style,
+            layout=lay(),
+        )
         c["lr"] = W.FloatText(description="learning rate", style=style, layout=lay(), continuous_update=False)
-        c["batch_size"] = W.IntText(description="batch size", style=style, layout=lay(), continuous_update=False)
+        c["batch_size"] = W.IntText(
+            description="batch size", style=style, layout=lay(), continuous_update=False
+        )
         c["seed"] = W.IntText(description="seed", style=style, layout=lay(), continuous_update=False)
-        c["steps_per_tick"] = W.IntSlider(min=1, max=100, description="steps / tick", style=style, layout=lay(),
-                                          continuous_update=False)
-        c["margin_every"] = W.IntSlider(min=1, max=20, description="margins every", style=style,
-                                        layout=lay(), continuous_update=False,
-                                        tooltip="recompute all margins every N ticks")
+        c["steps_per_tick"] = W.IntSlider(
+            min=1, max=100, description="steps / tick", style=style, layout=lay(), continuous_update=False
+        )
+        c["margin_every"] = W.IntSlider(
+            min=1,
+            max=20,
+            description="margins every",
+            style=style,
+            layout=lay(),
+            continuous_update=False,
+            tooltip="recompute all margins every N ticks",
+        )
         self.controls = c
         self._set_widgets(base)
         for name, w in c.items():
             w.observe(functools.partial(self._on_control, name), names="value")
 
-        self.play = W.Play(value=0, min=0, max=10**9, step=1, interval=int(interval_ms), show_repeat=False,
-                           description="play")
+        self.play = W.Play(
+            value=0,
+            min=0,
+            max=10**9,
+            step=1,
+            interval=int(interval_ms),
+            show_repeat=False,
+            description="play",
+        )
         self.play.observe(self._on_play, names="value")
         self.play.observe(self._on_playing, names="playing")
         self.step_button = W.Button(description="step", icon="step-forward", layout=W.Layout(width="80px"))
@@ -299,13 +376,18 @@ class Playground:
         self.status = W.HTML()
         self.message = W.HTML(layout=W.Layout(min_height="24px"))
         self.info = W.HTML(layout=W.Layout(width="500px", min_height="44px"))
-        self.add_class = W.ToggleButtons(options=[("0", 0), ("1", 1)], description="click adds",
-                                         style={"button_width": "34px", "description_width": "70px"})
+        self.add_class = W.ToggleButtons(
+            options=[("0", 0), ("1", 1)],
+            description="click adds",
+            style={"button_width": "34px", "description_width": "70px"},
+        )
         self.show_estimates = {
             name: W.Checkbox(value=False, description=label, indent=False, layout=W.Layout(width="auto"))
-            for name, label in (("linearized", "linearized"), ("deepfool", "DeepFool"))}
-        self.show_all = W.Checkbox(value=False, description="all training segments", indent=False,
-                                   layout=W.Layout(width="auto"))
+            for name, label in (("linearized", "linearized"), ("deepfool", "DeepFool"))
+        }
+        self.show_all = W.Checkbox(
+            value=False, description="all training segments", indent=False, layout=W.Layout(width="auto")
+        )
         for w in self.show_estimates.values():
             w.observe(lambda _ch: self._refresh_selection(), names="value")
         self.show_all.observe(lambda _ch: self._draw_all_segments(), names="value")
@@ -323,8 +405,12 @@ class Playground:
                 if isinstance(w.options if hasattr(w, "options") else None, (list, tuple)):
                     keys = [o[1] if isinstance(o, tuple) else o for o in w.options]
                     if value not in keys:
-                        raise SettingsError(f"{name} must be one of {', '.join(map(str, keys))} (got {value!r}).")
-                w.value = ", ".join(map(str, value)) if name == "hidden" and not isinstance(value, str) else value
+                        raise SettingsError(
+                            f"{name} must be one of {', '.join(map(str, keys))} (got {value!r})."
+                        )
+                w.value = (
+                    ", ".join(map(str, value)) if name == "hidden" and not isinstance(value, str) else value
+                )
         finally:
             self._hold = False
 
@@ -342,9 +428,12 @@ class Playground:
             self.surface.data[self._trace[name]].on_click(self.on_point_click)
         self.surface.data[self._trace["regions"]].on_click(self._on_regions_click)
         self.curves = go.FigureWidget(vp.training_curves({}))
-        self.histogram = go.FigureWidget(vp.margin_histogram(self._hist_groups(np.zeros(0), np.zeros(0, bool),
-                                                                               np.zeros(0))))
-        self.margin_plot = go.FigureWidget(vp.margin_curves([], {k: [] for k in self.margin_log if k != "epoch"}))
+        self.histogram = go.FigureWidget(
+            vp.margin_histogram(self._hist_groups(np.zeros(0), np.zeros(0, bool), np.zeros(0)))
+        )
+        self.margin_plot = go.FigureWidget(
+            vp.margin_curves([], {k: [] for k in self.margin_log if k != "epoch"})
+        )
         for f in (self.surface, self.curves, self.histogram, self.margin_plot):
             f.add_class("marginlab-playground-figure")
 
@@ -354,23 +443,51 @@ class Playground:
         def section(title, *ws):
             return W.VBox([W.HTML(f"<b>{title}</b>"), *ws], layout=W.Layout(margin="0 0 6px 0"))
 
-        left = W.VBox([
-            section("Data", c["dataset"], c["n_samples"], c["noise"], c["test_percent"], c["n_classes"],
-                    c["label_corruption"], c["input_corruption"]),
-            section("Model", c["hidden"], c["activation"]),
-            section("Training", c["loss"], c["optimizer"], c["lr"], c["batch_size"], c["seed"],
-                    c["steps_per_tick"], c["margin_every"]),
-        ], layout=W.Layout(width="290px"))
+        left = W.VBox(
+            [
+                section(
+                    "Data",
+                    c["dataset"],
+                    c["n_samples"],
+                    c["noise"],
+                    c["test_percent"],
+                    c["n_classes"],
+                    c["label_corruption"],
+                    c["input_corruption"],
+                ),
+                section("Model", c["hidden"], c["activation"]),
+                section(
+                    "Training",
+                    c["loss"],
+                    c["optimizer"],
+                    c["lr"],
+                    c["batch_size"],
+                    c["seed"],
+                    c["steps_per_tick"],
+                    c["margin_every"],
+                ),
+            ],
+            layout=W.Layout(width="290px"),
+        )
         legend = W.HTML(
             "<span style='font-size:11px'>○ clean · ✕ label-corrupted · ◇ input-corrupted · "
             "faded: test · click a sample for its nearest boundary point, click empty space to add a "
-            "point</span>")
-        middle = W.VBox([self.surface, legend, self.add_class,
-                         W.HBox([W.HTML("overlay:&nbsp;"), *self.show_estimates.values(), self.show_all]),
-                         self.info])
+            "point</span>"
+        )
+        middle = W.VBox(
+            [
+                self.surface,
+                legend,
+                self.add_class,
+                W.HBox([W.HTML("overlay:&nbsp;"), *self.show_estimates.values(), self.show_all]),
+                self.info,
+            ]
+        )
         right = W.VBox([self.curves, self.histogram, self.margin_plot])
-        top = W.HBox([self.play, self.step_button, self.reset_button, self.status],
-                     layout=W.Layout(align_items="center"))
+        top = W.HBox(
+            [self.play, self.step_button, self.reset_button, self.status],
+            layout=W.Layout(align_items="center"),
+        )
         return W.VBox([top, self.message, W.HBox([left, middle, right])])
 
     def _repr_mimebundle_(self, **kwargs):
@@ -395,7 +512,10 @@ class Playground:
             raise SettingsError(f"Unknown setting(s): {', '.join(sorted(unknown))}.")
         s = PlaygroundSettings(**{**asdict(self.settings), **settings})
         self._set_widgets(s)
-        if set(settings) <= {"lr", "batch_size", "steps_per_tick", "margin_every"} and self.trainer is not None:
+        if (
+            set(settings) <= {"lr", "batch_size", "steps_per_tick", "margin_every"}
+            and self.trainer is not None
+        ):
             self._apply_live()
         else:
             self.reset()
@@ -421,8 +541,10 @@ class Playground:
     def _fail(self, text: str):
         self.error = text
         self.play.playing = False
-        self.message.value = (f"<div style='color:#a40000;background:#fff0f0;border:1px solid #e0b4b4;"
-                              f"padding:4px 8px;border-radius:3px'>⚠ {html.escape(text)}</div>")
+        self.message.value = (
+            f"<div style='color:#a40000;background:#fff0f0;border:1px solid #e0b4b4;"
+            f"padding:4px 8px;border-radius:3px'>⚠ {html.escape(text)}</div>"
+        )
 
     def _note(self, text: str):
         self.message.value = f"<div style='color:#444;padding:4px 8px'>{html.escape(text)}</div>"
@@ -443,20 +565,39 @@ class Playground:
         from marginlab.models import MLP
         from marginlab.viz.common import make_grid
 
-        for key, registry, what in ((s.loss, mtrain.LOSSES, "Loss"), (s.optimizer, mtrain.OPTIMIZERS, "Optimizer")):
+        for key, registry, what in (
+            (s.loss, mtrain.LOSSES, "Loss"),
+            (s.optimizer, mtrain.OPTIMIZERS, "Optimizer"),
+        ):
             if key not in registry:
                 have = ", ".join(o[1] for o in self.controls[what.lower()].options if o[1] in registry)
-                raise SettingsError(f"{what} {key!r} is not available in this marginlab installation yet "
-                                    f"(available: {have}). Choose another one.")
+                raise SettingsError(
+                    f"{what} {key!r} is not available in this marginlab installation yet "
+                    f"(available: {have}). Choose another one."
+                )
         self.play.playing = False
         K = s.classes
-        train, test = load_toy(s.dataset, s.n_samples, noise=s.noise, test_size=s.test_percent / 100,
-                               n_classes=K if s.dataset in ("blobs", "spirals") else None, seed=s.seed)
+        train, test = load_toy(
+            s.dataset,
+            s.n_samples,
+            noise=s.noise,
+            test_size=s.test_percent / 100,
+            n_classes=K if s.dataset in ("blobs", "spirals") else None,
+            seed=s.seed,
+        )
         train = combine_corruption(train, s.label_corruption, s.input_corruption, s.seed)
         model = MLP(2, s.hidden_widths(), K, activation=s.activation, seed=s.seed)
-        trainer = mtrain.Trainer(model, train, val=test if len(test) else None, loss=s.loss,
-                                 optimizer=s.optimizer, lr=float(s.lr), batch_size=int(s.batch_size),
-                                 seed=s.seed, device=self.device_request)
+        trainer = mtrain.Trainer(
+            model,
+            train,
+            val=test if len(test) else None,
+            loss=s.loss,
+            optimizer=s.optimizer,
+            lr=float(s.lr),
+            batch_size=int(s.batch_size),
+            seed=s.seed,
+            device=self.device_request,
+        )
         # commit only once everything is built, so a failure above keeps the previous run usable
         self.run_settings = s
         self.n_classes = K
@@ -488,9 +629,16 @@ class Playground:
     def _draw_full(self):
         from marginlab.viz import playground as vp
 
-        fig = vp.decision_surface(self.grid, self._grid_logits(), n_classes=self.n_classes,
-                                  train_X=self.train.X, train_y=self.train.y,
-                                  train_kind=corruption_kind(self.train), test_X=self.test.X, test_y=self.test.y)
+        fig = vp.decision_surface(
+            self.grid,
+            self._grid_logits(),
+            n_classes=self.n_classes,
+            train_X=self.train.X,
+            train_y=self.train.y,
+            train_kind=corruption_kind(self.train),
+            test_X=self.test.X,
+            test_y=self.test.y,
+        )
         with self.surface.batch_update():
             for i, tr in enumerate(fig.data):
                 props = tr.to_plotly_json()
@@ -511,11 +659,20 @@ class Playground:
         K = self.n_classes
         with self.surface.batch_update():
             self.surface.data[self._trace["train"]].update(
-                vp.points_props(self.train.X[clean], self.train.y[clean], K, rows=rows[clean],
-                                hover_prefix="train "))
+                vp.points_props(
+                    self.train.X[clean], self.train.y[clean], K, rows=rows[clean], hover_prefix="train "
+                )
+            )
             self.surface.data[self._trace["train_corrupted"]].update(
-                vp.points_props(self.train.X[~clean], self.train.y[~clean], K, rows=rows[~clean],
-                                kind=kind[~clean], hover_prefix="train (corrupted) "))
+                vp.points_props(
+                    self.train.X[~clean],
+                    self.train.y[~clean],
+                    K,
+                    rows=rows[~clean],
+                    kind=kind[~clean],
+                    hover_prefix="train (corrupted) ",
+                )
+            )
 
     def _draw_curves(self):
         from marginlab.viz import playground as vp
@@ -530,8 +687,10 @@ class Playground:
         acc = f" · train acc {h.acc[-1]:.3f}" if h.acc else ""
         vacc = f" · test acc {h.val_acc[-1]:.3f}" if h.val_acc else ""
         loss = f" · loss {h.loss[-1]:.4f}" if h.loss else ""
-        self.status.value = (f"&nbsp;<b>epoch {t.epoch}</b> · step {t.global_step}{loss}{acc}{vacc}"
-                             f" · <span style='color:#777'>{t.device.type}</span>")
+        self.status.value = (
+            f"&nbsp;<b>epoch {t.epoch}</b> · step {t.global_step}{loss}{acc}{vacc}"
+            f" · <span style='color:#777'>{t.device.type}</span>"
+        )
 
     # -- the Play tick --------------------------------------------------------------------------------
     def _on_play(self, change):
@@ -550,14 +709,27 @@ class Playground:
         h = self.trainer.history
         if h.loss and not np.isfinite(h.loss[-1]):
             self._blocked = True
-            raise SettingsError("Training diverged (the loss is not finite): lower the learning rate and press "
-                                "Reset.")
+            raise SettingsError(
+                "Training diverged (the loss is not finite): lower the learning rate and press Reset."
+            )
         logits = self._grid_logits()
         from marginlab.viz import playground as vp
 
-        with self.surface.batch_update():
-            self.surface.data[self._trace["regions"]].update(vp.regions_props(self.grid, logits, self.n_classes))
-            self.surface.data[self._trace["boundary"]].update(vp.boundary_props(self.grid, logits))
+        regions = vp.regions_props(self.grid, logits, self.n_classes)
+        boundary = vp.boundary_props(self.grid, logits)
+        # once training settles, regions and boundary stop moving (by more than a pixel): send nothing then
+        z_same = np.array_equal(regions["z"], self.surface.data[self._trace["regions"]].z)
+        old = self.surface.data[self._trace["boundary"]]
+        tol = 2e-3 * (self.grid.x_range[1] - self.grid.x_range[0])
+        b_same = len(old.x) == len(boundary["x"]) and bool(
+            np.nanmax(np.abs(np.asarray(old.x, float) - boundary["x"]), initial=0) < tol
+            and np.nanmax(np.abs(np.asarray(old.y, float) - boundary["y"]), initial=0) < tol
+        )
+        if not (z_same and b_same):
+            with self.surface.batch_update():
+                if not z_same:
+                    self.surface.data[self._trace["regions"]].update(regions)
+                self.surface.data[self._trace["boundary"]].update(boundary)
         self._draw_curves()
         self._draw_status()
         self.tick_count += 1
@@ -573,8 +745,12 @@ class Playground:
         return X, y
 
     def _on_playing(self, change):
-        if not change["new"] and self.trainer is not None and not self._blocked and not (
-                self.margins_exact and self._margins_version == self._version):
+        if (
+            not change["new"]
+            and self.trainer is not None
+            and not self._blocked
+            and not (self.margins_exact and self._margins_version == self._version)
+        ):
             self.refresh_margins()  # paused: exact margins at the current weights (clicks reuse them)
 
     @_guarded
@@ -616,10 +792,13 @@ class Playground:
             return
         n_old = len(self.train) - 1
         opts = {} if self.margins_exact else {"max_iter": self.live_max_iter}
-        new = compute_margins(self.model, self.train.X[-1:], method="batched", y=self.train.y[-1:], signed=True,
-                              **opts)
+        new = compute_margins(
+            self.model, self.train.X[-1:], method="batched", y=self.train.y[-1:], signed=True, **opts
+        )
         m = self.margins
-        self.margins = MarginResult.concat([m.subset(np.arange(n_old)), new, m.subset(np.arange(n_old, len(m)))])
+        self.margins = MarginResult.concat(
+            [m.subset(np.arange(n_old)), new, m.subset(np.arange(n_old, len(m)))]
+        )
         self._draw_margin_panel(curves=False)
         self._draw_all_segments()
 
@@ -642,7 +821,9 @@ class Playground:
             return
         curves = {k: v for k, v in self.margin_log.items() if k != "epoch"}
         with self.margin_plot.batch_update():
-            for tr, props in zip(self.margin_plot.data, vp.margin_curves_props(self.margin_log["epoch"], curves)):
+            for tr, props in zip(
+                self.margin_plot.data, vp.margin_curves_props(self.margin_log["epoch"], curves)
+            ):
                 tr.update(props)
 
     def _draw_all_segments(self):
@@ -723,11 +904,16 @@ class Playground:
         label = int(ds.y[sel["row"]])
         current = self.margins is not None and self._margins_version == self._version
         if current and (from_batch or self.margins_exact):
-            # the exact margins at the current weights are already solved: a click costs no solve
+            # the margins at the current weights are already solved: a click costs no solve
             k = sel["row"] + (0 if sel["split"] == "train" else len(self.train))
             res = self.margins.subset([k])
+            exact = self.margins_exact
         else:
-            res = compute_margins(self.model, ds.X[sel["row"]][None], method="batched", y=[label])
+            # while playing, a bounded solve keeps the kernel responsive (its point is a verified boundary
+            # point, maybe not the nearest); pausing re-solves exactly
+            exact = not self.play.playing
+            opts = {} if exact else {"max_iter": self.live_max_iter}
+            res = compute_margins(self.model, ds.X[sel["row"]][None], method="batched", y=[label], **opts)
         estimates, notes = {}, []
         for name, box in self.show_estimates.items():
             if not box.value:
@@ -744,10 +930,18 @@ class Playground:
             sel[name] = float(est.margin[0])
         margin = float(abs(res.margin[0]))
         point = res.point[0]
-        sel["exact"] = not (current and from_batch and not self.margins_exact)
-        sel.update(x=x, label=label, pred=int(res.pred[0]), margin=margin, point=point,
-                   boundary_class=int(res.boundary_class[0]), residual=float(res.residual[0]),
-                   converged=bool(res.converged[0]), estimates=estimates)
+        sel["exact"] = exact
+        sel.update(
+            x=x,
+            label=label,
+            pred=int(res.pred[0]),
+            margin=margin,
+            point=point,
+            boundary_class=int(res.boundary_class[0]),
+            residual=float(res.residual[0]),
+            converged=bool(res.converged[0]),
+            estimates=estimates,
+        )
         self._draw_selection()
         self._show_selection_info(notes)
 
@@ -765,7 +959,8 @@ class Playground:
             for name in ESTIMATES:
                 est = sel["estimates"].get(name)
                 self.surface.data[self._trace[name]].update(
-                    vp.segment_props(x, est[None]) if est is not None else empty)
+                    vp.segment_props(x, est[None]) if est is not None else empty
+                )
 
     def _show_selection_info(self, notes):
         sel = self.selection
@@ -774,8 +969,10 @@ class Playground:
         flag = ", <span style='color:#a40000'>misclassified</span>" if wrong else ""
         head = f"<b>{sel['split']} #{sel['row']}</b> (class {sel['label']}, predicted {sel['pred']}{flag})"
         if np.isfinite(sel["margin"]):
-            body = (f"margin <b>{sel['margin']:.4f}</b> to the boundary with class {sel['boundary_class']}; "
-                    f"residual |f<sub>i</sub>−f<sub>j</sub>| = {sel['residual']:.1e} ({ok})")
+            body = (
+                f"margin <b>{sel['margin']:.4f}</b> to the boundary with class {sel['boundary_class']}; "
+                f"residual |f<sub>i</sub>−f<sub>j</sub>| = {sel['residual']:.1e} ({ok})"
+            )
         else:
             body = "no verified boundary point found (the solver did not converge for this sample)"
         extra = []

@@ -34,7 +34,7 @@ OVERRIDES = REPO / "binder" / "jupyterlab-overrides.json"
 # but a broken notebook fails long before pytest-timeout's 900 s.
 SERVER_START_S = 60
 KERNEL_READY_S = 90
-RUN_ALL_S = 240
+RUN_ALL_S = 300
 WIDGET_S = 90
 UPDATE_S = 30
 
@@ -181,25 +181,55 @@ class LabServer:
                 pass
         return out
 
+    def dead_kernels(self) -> list[int]:
+        """Pids of kernels seen earlier that are gone (killed by the OOM killer, crashed) while we run."""
+        self.kernel_processes()
+        dead = []
+        for pid in self._kernel_pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    continue
+            except psutil.NoSuchProcess:
+                pass
+            dead.append(pid)
+        return dead
+
     def kernel_memory(self) -> dict[str, float]:
-        """RSS now and peak RSS (VmHWM) in MiB of the (single) kernel, the number that matters on Binder."""
+        """Memory of the (single) kernel in MiB: its RSS and peak RSS (VmHWM), and the RSS of the kernel with
+        its worker processes (joblib/loky), the number that counts against Binder's 1-2 GB."""
         procs = self.kernel_processes()
         if not procs:
             return {}
         p = procs[-1]
-        out = {"rss_mib": p.memory_info().rss / 2**20}
+        out = {"kernel_rss_mib": round(p.memory_info().rss / 2**20, 1)}
         try:
             for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
-                    out["peak_rss_mib"] = int(line.split()[1]) / 1024
+                    out["kernel_peak_rss_mib"] = round(int(line.split()[1]) / 1024, 1)
         except OSError:
             pass
+        total = out["kernel_rss_mib"]
+        workers = 0
+        for c in p.children(recursive=True):
+            try:
+                total += c.memory_info().rss / 2**20
+                workers += 1
+            except psutil.Error:
+                pass
+        out["kernel_tree_rss_mib"] = round(total, 1)
+        out["kernel_workers"] = workers
         return out
 
     def stop(self) -> None:
         if self.proc is None:
             return
-        self.kernel_processes()  # remember kernel pids before the server goes
+        # Remember the kernels and their workers (joblib/loky) before the server goes: kernels run in their
+        # own session, so a signal to the server's process group does not reach them.
+        for k in self.kernel_processes():
+            try:
+                self._kernel_pids.update(c.pid for c in k.children(recursive=True))
+            except psutil.Error:
+                pass
         if self.proc.poll() is None:
             # SIGTERM lets jupyter_server shut its kernels down cleanly.
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -231,12 +261,21 @@ APP_ERROR_SELECTOR = (
 JS_NOTEBOOK_STATE = r"""
 () => {
   const APP_ERROR_SELECTOR = "%s";
+  const appErrors = Array.from(document.querySelectorAll(APP_ERROR_SELECTOR)).map(e => e.innerText.slice(0, 400));
+  const widgetErrors = Array.from(document.querySelectorAll('.jupyter-widgets-error-widget'))
+    .map(e => e.innerText.slice(0, 400));
+  document.querySelectorAll('.jp-OutputArea-output').forEach(e => {
+    const t = e.innerText || '';
+    if (/Error (displaying|rendering) widget/.test(t)) widgetErrors.push(t.slice(0, 400));
+  });
   const app = window.jupyterapp;
-  if (!app || !app.shell) return {phase: 'no-app'};
+  if (!app || !app.shell) return {phase: 'no-app', appErrors: appErrors, widgetErrors: widgetErrors};
   const dialog = document.querySelector('.jp-Dialog');
   const dialogText = dialog ? dialog.innerText.slice(0, 600) : null;
   const w = app.shell.currentWidget;
-  if (!w || !w.sessionContext || !w.content || !w.content.widgets) return {phase: 'no-notebook', dialog: dialogText};
+  if (!w || !w.sessionContext || !w.content || !w.content.widgets) {
+    return {phase: 'no-notebook', dialog: dialogText, appErrors: appErrors, widgetErrors: widgetErrors};
+  }
   const sc = w.sessionContext;
   const k = sc.session ? sc.session.kernel : null;
   const cells = [], errors = [];
@@ -252,13 +291,6 @@ JS_NOTEBOOK_STATE = r"""
       }
     }
   });
-  const widgetErrors = Array.from(document.querySelectorAll('.jupyter-widgets-error-widget'))
-    .map(e => e.innerText.slice(0, 400));
-  document.querySelectorAll('.jp-OutputArea-output').forEach(e => {
-    const t = e.innerText || '';
-    if (/Error (displaying|rendering) widget/.test(t)) widgetErrors.push(t.slice(0, 400));
-  });
-  const appErrors = Array.from(document.querySelectorAll(APP_ERROR_SELECTOR)).map(e => e.innerText.slice(0, 400));
   return {
     phase: 'ok', path: w.context ? w.context.path : null, dialog: dialogText, appErrors: appErrors,
     kernel: k ? {status: k.status, connection: k.connectionStatus, id: k.id} : null,
@@ -341,6 +373,7 @@ class BrowserSession:
         self.console_errors: list[str] = []
         self.timings = Timings()
         self._shot = 0
+        self.voila = False  # set by open_voila: adds Voila's own error notices to the health checks
         page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text[:300]))
         page.on("pageerror", lambda e: self.console_errors.append(f"pageerror: {str(e)[:300]}"))
 
@@ -389,6 +422,13 @@ class BrowserSession:
             )
         if self.server.proc is None or self.server.proc.poll() is not None:
             self.fail("the jupyter server exited during the test")
+        dead = self.server.dead_kernels()
+        if dead:
+            self.fail(f"kernel process {dead} died (out of memory? crash?); see the server log")
+        if self.voila:
+            v = self.page.evaluate(JS_VOILA_STATE)
+            if v["errors"]:
+                self.fail("Voila page shows an error: " + " | ".join(v["errors"]))
         if st.get("dialog"):
             self.fail(f"a JupyterLab dialog blocks the page: {st['dialog']!r}")
         return st
@@ -422,6 +462,14 @@ class BrowserSession:
 
         self.wait_for(f"kernel of {path} connected and idle", kernel_idle, KERNEL_READY_S)
         self.timings.mark("kernel_idle")
+
+    def open_voila(self, path: str) -> None:
+        """Open `path` in Voila app mode (the server extension: the URL Binder's Voila link uses)."""
+        self.timings = Timings()
+        self.voila = True
+        self.page.goto(self.server.url(f"voila/render/{path}"), wait_until="domcontentloaded",
+                       timeout=RUN_ALL_S * 1000)  # Voila answers when the notebook has been executed
+        self.timings.mark("dom_loaded")
 
     def run_all(self) -> None:
         """Clear stale outputs, then Run All without awaiting the command (its promise resolves late)."""
@@ -493,6 +541,26 @@ class BrowserSession:
         p = pts[index]
         self.click_at(p["px"], p["py"])
         return p
+
+    def isolated_point(self, selector: str, names, exclude_cd=()) -> tuple[str, dict]:
+        """(trace name, point) of the point of traces `names` farthest from every other drawn point, so a
+        click on it cannot land on a neighbour; points whose customdata is in `exclude_cd` are skipped."""
+        data = self.plot(selector)
+        everything = [p for t in data["traces"] for p in t["points"] if t["mode"] != "lines"]
+        best, best_gap = None, -1.0
+        for t in data["traces"]:
+            if t["name"] not in names:
+                continue
+            for p in t["points"]:
+                if p["cd"] in exclude_cd:
+                    continue
+                gap = min(((p["px"] - q["px"]) ** 2 + (p["py"] - q["py"]) ** 2 for q in everything if q is not p),
+                          default=1e18)
+                if gap > best_gap:
+                    best, best_gap = (t["name"], p), gap
+        if best is None:
+            self.fail(f"no clickable point in traces {sorted(names)} of {selector}")
+        return best
 
     def click_empty(self, selector: str, min_px: float = 30.0) -> tuple[float, float]:
         """Click inside the plot area as far as possible from every scatter point (at least `min_px`)."""

@@ -6,34 +6,24 @@ from __future__ import annotations
 import re
 
 import pytest
+from labharness import RUN_ALL_S
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(480)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
 NB = "notebooks/02_mnist_explorer.ipynb"
-# Data traces of an embedding figure; the last two ("highlight", "selected") are marks, not samples.
+# Data traces of an embedding figure: all but the two marks "highlight" and "selected".
 MARK_TRACES = {"highlight", "selected"}
-
-
-def _isolated_point(plot: dict, exclude_row) -> dict:
-    """The sample point farthest from any other point (so the click cannot land on a neighbour)."""
-    pts = [p for t in plot["traces"] if t["name"] not in MARK_TRACES for p in t["points"]]
-    assert len(pts) >= 2, f"the embedding shows {len(pts)} points"
-
-    def gap(p):
-        return min((p["px"] - q["px"]) ** 2 + (p["py"] - q["py"]) ** 2 for q in pts if q is not p)
-
-    candidates = [p for p in pts if p["cd"] is not None and p["cd"] != exclude_row]
-    return max(candidates, key=gap)
 
 
 def test_explorer_click_shows_images(session, lab, measure):
     s = session
     s.open_notebook(NB)
     s.run_all()
-    s.wait_visible(".js-plotly-plot .main-svg", "first plotly figure")
+    # The app cell trains and solves before it displays anything (run=True): bound the wait by RUN_ALL_S.
+    s.wait_visible(".js-plotly-plot .main-svg", "first plotly figure", timeout=RUN_ALL_S)
     s.timings.mark("first_plot")
     # The embedding views get their data when the app's run() finishes (title "<METHOD> of <layer> (N samples)").
-    emb = s.tag_plot("embedding", text=r"of .+ \(\d+ samples\)")
+    emb = s.tag_plot("embedding", text=r"of .+ \(\d+ samples\)", timeout=RUN_ALL_S)
     s.timings.mark("embedding_plot")
     s.wait_all_executed()
     images = s.tag_plot("images", text=r"^perturbation")
@@ -42,10 +32,9 @@ def test_explorer_click_shows_images(session, lab, measure):
     details = s.page.locator(".widget-html", has_text="margin / max margin")
     before = s.plot(images)["annotations"]
     # The notebook's last cell selects row 0: click another sample so the update is ours.
-    target = _isolated_point(s.plot(emb), exclude_row=0)
-    s.click_trace_point(emb, next(t["name"] for t in s.plot(emb)["traces"]
-                                  if any(p["cd"] == target["cd"] and p["i"] == target["i"] for p in t["points"])),
-                        target["i"])
+    names = {t["name"] for t in s.plot(emb)["traces"]} - MARK_TRACES
+    name, target = s.isolated_point(emb, names, exclude_cd={0})
+    target = s.click_trace_point(emb, name, target["i"])
     row = int(target["cd"])
     s.wait_for(f"details of clicked row {row}",
                lambda _st: details.count() and f"(row {row})" in details.first.inner_text(), 60)
