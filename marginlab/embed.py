@@ -126,7 +126,9 @@ def embed(
     import umap  # lazy: numba compiles on first use
 
     # umap-learn runs single-threaded whenever random_state is set (that is what makes it reproducible)
-    opts = {"n_jobs": n_jobs if n_jobs is not None else 1}
+    # 200 epochs is umap-learn's own choice above 10,000 points; its 500 below that makes 5,000 MNIST images
+    # take ~2.5x longer for a visually equivalent layout
+    opts = {"n_jobs": n_jobs if n_jobs is not None else 1, "n_epochs": 200}
     opts.update(options)
     reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed, **opts)
     return reducer.fit_transform(F).astype(np.float32)

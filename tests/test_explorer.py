@@ -134,6 +134,11 @@ def test_range_selection_highlights_in_both_views(app):
     np.testing.assert_array_equal(app.highlighted, app.select_range(lo, hi, group=app.w_group.value))
     app.clear_highlight()
     assert len(app.figs[0].data[-2].x) == 0
+    for key in ("max margin", "group", "correct/incorrect", "clean/corrupted", "class", "margin"):
+        app.w_embed[0]["color"].value = key
+        assert app.last_error is None
+        idx = np.concatenate([np.asarray(t.customdata) for t in app.figs[0].data[:-2]])
+        assert sorted(idx.tolist()) == list(range(len(app.rows)))
 
 
 def test_click_on_unsolved_sample_solves_all_classes(app):

@@ -13,7 +13,9 @@ def test_embedding_figure_covers_every_sample_once():
     rng = np.random.default_rng(0)
     Z = rng.normal(size=(1500, 2))
     y = rng.integers(0, 10, 1500)
-    fig = embedding_figure(Z, y, category_names=[f"digit {k}" for k in range(10)], highlight=[3, 4], selected=7)
+    fig = embedding_figure(
+        Z, y, category_names=[f"digit {k}" for k in range(10)], highlight=[3, 4], selected=7
+    )
     data = fig.data[:-2]
     assert all(isinstance(t, go.Scattergl) for t in data)  # thousands of points: WebGL
     idx = np.concatenate([np.asarray(t.customdata) for t in data])

@@ -177,6 +177,15 @@ def normalized_margin(res) -> Report:
                 f"random labels with {best}: median {r:.3g}, test accuracy {acc.loc['random', best]:.3f}; "
                 f"true labels (std): median {a:.3g}, test accuracy {acc.loc['none', 'std']:.3f}",
             )
+            if "nm_frobenius" in s:
+                fm = s.groupby(["corruption", "variant"])["nm_frobenius"].median().unstack()
+                rep.numbers["median_frobenius"] = fm.to_dict()
+                rep.add(
+                    "the same comparison for the Frobenius-normalized margin, the quantity Recipe 1 controls",
+                    fm.loc["random", best] > fm.loc["none", "std"],
+                    f"median {fm.loc['random', best]:.3g} (random, {best}) vs "
+                    f"{fm.loc['none', 'std']:.3g} (true, std)",
+                )
     frob = sorted([v for v in acc.columns if v.startswith("frob-a")], key=lambda v: float(v.split("-a")[1]))
     if len(frob) >= 2 and "none" in acc.index:
         alphas = [float(v.split("-a")[1]) for v in frob]

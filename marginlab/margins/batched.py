@@ -4,9 +4,11 @@ Every (sample, other class j) pair of a chunk, times a few starts, is one row of
 device. Each row solves seed 000's CMP, min ||z - x||_2 s.t. g(z) = f_i(z) - f_j(z) = 0, by a boundary walk
 with a merit function and per-row step control:
 
-* at the current point y (one forward+backward pass: g, w = grad g), the boundary is estimated along the ray
-  from x by a Newton step, ``z_b = x + t (y - x)`` with ``t = 1 - g / (w . (y - x))``; its distance
-  ``rho = t ||y - x||`` is the merit (exact on the boundary, and exact in one step where g is linear);
+* at the current point y (one forward+backward pass: g, w = grad g), the boundary is estimated by a Newton
+  step along the normal, ``z_b = y - g w / |w|^2``; its distance ``rho = ||z_b - x||`` is the merit (exact
+  on the boundary, and exact in one step where g is linear). It is trusted only near the boundary
+  (``|g| / |w| <= near * rho``); rows without such a point yet take plain Newton steps (from x: the
+  targeted DeepFool step);
 * the next point walks along the tangent plane at z_b towards x, ``y+ = z_b + alpha P_w(x - z_b)`` (P_w the
   projection onto the tangent space); with ``alpha = 1`` this is the projection of x onto the linearised
   boundary (an SQP / targeted-DeepFool step), whose fixed points are the KKT points (z - x parallel to w);
@@ -14,15 +16,21 @@ with a merit function and per-row step control:
   alpha shrinks four-fold: at kinks of piecewise-linear (ReLU) boundaries the walk therefore slides onto
   the kink instead of oscillating between linear pieces, and it converges to a local minimum.
 
-A row stops when it is stationary (angle between z - x and -w below ~1e-3 rad, i.e. relative distance
-error ~1e-6), when alpha falls below ``min_step``, on zero gradient (dead ReLU regions, saturated outputs:
-flagged) or after ``max_iter`` passes; finished rows leave the batch. Starts per pair: x itself (the first
-step is the targeted DeepFool step), ``restarts - 1`` random perturbations of x (half the first-order
-distance), and in low dimension (``dim <= 16``) points spread over ``n_directions`` directions around x, so
-that the global boundary is found where several local minima exist. Extra starts of pairs that are clearly
-not the nearest boundary of their sample are dropped after a few iterations. The best start of each pair is
-projected onto the boundary along the ray from x in float64 and verified (|f_i - f_j| <= tol, i/j top-two);
-if it fails, the next-best start is tried. A point that does not verify is not converged.
+A rejected walk step usually crossed a kink; the next proposal then projects x onto the intersection
+of the accepted plane and the plane at the rejected point (the kink itself), which tangent steps on either
+piece would only zig-zag towards.
+
+A row stops when it is stationary (on the boundary to ``xtol`` and 1 - cos(z - x, -w) <= ``xtol``), when
+alpha falls below ``min_step``, on zero gradient (dead ReLU regions, saturated outputs: flagged) or after
+``max_iter`` passes; finished rows leave the batch (the state is compacted). Starts per pair: x itself (the
+first step is the targeted DeepFool step) and ``restarts - 1`` random perturbations of x (half the
+first-order distance); in low dimension (``dim <= 3``, the playground) instead ``n_directions`` evenly spread
+rays, each started at its first class change found by a forward-only scan, plus half as many points at the
+first-order distance, so that the global boundary is found where several local minima exist (likely, not
+guaranteed). After ``prune_after`` iterations, extra starts of pairs that are clearly not the nearest
+boundary of their sample, or far behind their pair's best start, are dropped. The best start of each pair
+is projected onto the boundary along the ray from x in float64 and verified (|f_i - f_j| <= tol, i/j
+top-two); if it fails, the next-best start is tried. A point that does not verify is not converged.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import numpy as np
 import torch
 
 from .._validation import check_float, check_int
-from ._core import Float64Net, assemble, pair_index, ray_root, verify
+from ._core import Float64Net, assemble, no_tf32, pair_index, ray_root, verify
 from .base import MarginMethod
 
 __all__ = ["BatchedSolver"]
@@ -53,10 +61,13 @@ class BatchedSolver(MarginMethod):
     restarts : int
         Starts per pair in high dimension: x itself plus ``restarts - 1`` random perturbations.
     n_directions : int
-        Starts per pair in low dimension (``dim <= 16``): x plus points on evenly spread directions.
+        Ray directions per pair in low dimension (``dim <= 3``); 0 uses ``restarts`` there too.
     prune : float
         After ``prune_after`` iterations, extra starts of a pair whose merit exceeds ``prune`` times the best
         merit of its sample are dropped (the pair's best start always continues).
+    near : float
+        A point is near the boundary (its merit is trusted) when its Newton correction is at most ``near``
+        times its distance.
     deepfool_start : bool
         Kept for compatibility; the start at x already takes the targeted DeepFool step for every pair.
     bundle, overshoot
@@ -69,7 +80,7 @@ class BatchedSolver(MarginMethod):
     supported_p = (2.0,)
 
     def __init__(self, *, max_iter: int = 30, xtol: float = 1e-5, min_step: float = 0.02, tol: float = 1e-6,
-                 chunk_size: int = 512, restarts: int = 2, n_directions: int = 8, prune: float = 1.1,
+                 chunk_size: int = 512, restarts: int = 2, n_directions: int = 16, prune: float = 1.1,
                  prune_after: int = 4, seed: int = 0, deepfool_start: bool = True, bundle: int = 4,
                  overshoot: float = 1e-5, near: float = 0.05):
         super().__init__(tol=tol, chunk_size=chunk_size)
@@ -97,7 +108,7 @@ class BatchedSolver(MarginMethod):
         fallback = torch.linalg.vector_norm(x, dim=1).clamp(min=1.0)
         d_lin = torch.where((wn > 1e-30) & torch.isfinite(d_lin) & (d_lin > 0), d_lin, fallback)
         starts = [x[None]]
-        if D <= 16 and self.n_directions > 0:
+        if D <= 3 and self.n_directions > 0:
             R = self.n_directions
             if D == 1:
                 u = torch.tensor([[1.0], [-1.0]]).repeat((R + 1) // 2, 1)[:R]
@@ -110,12 +121,31 @@ class BatchedSolver(MarginMethod):
                 u = torch.randn((R, P, D), generator=gen, dtype=torch.float64)
                 u = u / torch.linalg.vector_norm(u, dim=2, keepdim=True)
             u = u.to(x.device, x.dtype)
-            starts.append(x[None] + d_lin[None, :, None] * u)
+            # each direction twice: at the first class change along the ray, and at the first-order distance
+            starts.append(self._scan(prob, x, u, d_lin))
+            starts.append(x[None] + d_lin[None, :, None] * u[::2])
         elif self.restarts > 1:
             u = torch.randn((self.restarts - 1, P, D), generator=gen).to(x.device, x.dtype)
             u = u / torch.linalg.vector_norm(u, dim=2, keepdim=True)
             starts.append(x[None] + 0.5 * d_lin[None, :, None] * u)
         return torch.cat(starts, 0)
+
+    @torch.no_grad()
+    def _scan(self, prob, x, u, d_lin, n_radii: int = 24, reach: float = 4.0):
+        """Low dimension: start points on rays x + r u (u: (R, P, D)) at the first radius (of ``n_radii`` up
+        to ``reach`` times the first-order distance) where the predicted class changes (forward passes only),
+        so that each direction starts next to the boundary piece it sees first; rays without a change start
+        at the first-order distance."""
+        R, P, D = u.shape
+        rad = torch.linspace(reach / n_radii, reach, n_radii, device=x.device, dtype=x.dtype)
+        pts = x[None, None] + (rad[:, None, None, None] * d_lin[None, None, :, None]) * u[None]  # (n, R, P, D)
+        pred = prob.f(x).argmax(1)
+        cls = prob.f(pts.reshape(-1, D)).argmax(1).reshape(n_radii, R, P)
+        hit = cls != pred[None, None, :]
+        k = torch.where(hit.any(0), hit.to(torch.int8).argmax(0), torch.full((R, P), -1, device=x.device))
+        # midpoint of the bracket [previous radius, first radius with another class]
+        r_hit = torch.where(k >= 0, rad[k.clamp(min=0)] - 0.5 * rad[0], torch.ones_like(k, dtype=x.dtype))
+        return x[None] + (r_hit * d_lin[None, :])[:, :, None] * u
 
     def _solve(self, prob, rows, p, skipped, signed):
         S, I, J = pair_index(prob, rows)
@@ -170,6 +200,30 @@ class BatchedSolver(MarginMethod):
             if not bool(todo.any()) or k >= 3:
                 break
         dist = torch.linalg.vector_norm(out_pts - x64, dim=1)
+        # tiny margins (relative to |x|): float32 iterates fix the direction only to ~eps32 |x| / dist, so
+        # take one float64 projection step from the verified point and keep it where it verifies closer
+        tiny = torch.nonzero(ok & (dist < 1e-2 * torch.linalg.vector_norm(x64, dim=1).clamp(min=1.0))).flatten()
+        if tiny.numel():
+            zt = out_pts[tiny].clone().requires_grad_(True)
+            i64, j64 = Ii[tiny].to(f64.device), Ji[tiny].to(f64.device)
+            with torch.enable_grad(), no_tf32():
+                lgt = f64.net(zt.reshape((-1,) + f64.shape))
+                ar_t = torch.arange(tiny.numel(), device=f64.device)
+                gt = lgt[ar_t, i64] - lgt[ar_t, j64]
+                (wt,) = torch.autograd.grad(gt.sum(), zt)
+            gt, zt = gt.detach(), zt.detach()
+            xt = x64[tiny]
+            zq = xt - ((gt + (wt * (xt - zt)).sum(1)) / (wt * wt).sum(1).clamp(min=1e-300))[:, None] * wt
+            cand = xt + (1 + 1e-10) * (zq - xt)
+            fine = torch.isfinite(cand).all(1)
+            cand = torch.where(fine[:, None], cand, out_pts[tiny])
+            pt, _, lg, ev2, found = ray_root(f64, xt, cand, i64, j64, self.tol)
+            r_, t2, ok_ = verify(lg, i64, j64, self.tol)
+            d2 = torch.linalg.vector_norm(pt - xt, dim=1)
+            win = ok_ & found & fine & (d2 < dist[tiny])
+            tw = tiny[win]
+            out_pts[tw], res[tw], top2[tw], dist[tw] = pt[win], r_[win], t2[win], d2[win]
+            evals[tiny.to(evals.device)] += 1 + ev2.to(evals.device)
         dist = torch.where(ok & torch.isfinite(dist), dist, torch.full_like(dist, float("nan")))
         return assemble(prob, method=self.name, p=p, tol=self.tol, S=S, I=I, J=J, dist=dist.cpu().numpy(),
                         points=out_pts.cpu().numpy(), residual=res.cpu().numpy(), top2=top2.cpu().numpy(),
@@ -198,6 +252,9 @@ class BatchedSolver(MarginMethod):
         wbn2 = torch.ones(P, device=dev, dtype=dt)
         rho = torch.full((P,), inf, device=dev, dtype=dt)
         alpha = torch.ones(P, device=dev, dtype=dt)
+        wr = torch.zeros_like(x)                         # linearisation at the last rejected point
+        rr_ = torch.zeros(P, device=dev, dtype=dt)       # its offset relative to x: g + wr . (x - y)
+        last2 = torch.zeros(P, dtype=torch.bool, device=dev)   # last proposal was a two-plane step
         for it in range(self.max_iter):
             if idx.numel() == 0:
                 break
@@ -246,6 +303,26 @@ class BatchedSolver(MarginMethod):
             restore = fresh & ~acc
             coef = al * wdz / wbn2
             y_walk = torch.addcmul(torch.addcmul(xs, dz, (1 - al)[:, None]), wb, coef[:, None])
+            # a rejected walk step usually crossed a kink of the piecewise-linear boundary: next, project x
+            # onto the intersection of the accepted plane and the plane at the rejected point (the kink),
+            # which a tangent step on either piece would only zig-zag towards
+            rej = ~acc & ~fresh & ~zg
+            wr = torch.where(rej[:, None], w, wr)
+            rr_ = torch.where(rej, g - (w * (y - xs)).sum(1), rr_)
+            ab = (wb * wr).sum(1)
+            bb = torch.where(rej, wn2, (wr * wr).sum(1))
+            det = wbn2 * bb - ab * ab
+            ra = -wdz
+            use2 = rej & ~last2 & (det > 1e-4 * wbn2 * bb)
+            lam1 = (bb * ra - ab * rr_) / det
+            lam2 = (wbn2 * rr_ - ab * ra) / det
+            use2 &= torch.isfinite(lam1) & torch.isfinite(lam2)
+            if bool(use2.any()):
+                y2 = xs - lam1[:, None] * wb - lam2[:, None] * wr
+                y_walk = torch.where(use2[:, None], y2, y_walk)
+                # the two-plane step does not consume a step reduction
+                alpha = torch.where(use2, alpha * 4, alpha)
+            last2 = use2
             y = torch.where(restore[:, None], zb_new, y_walk)
             bad = ~torch.isfinite(coef) & ~restore
             done = stat | small | zfresh | bad
@@ -258,7 +335,9 @@ class BatchedSolver(MarginMethod):
                 first_best = torch.zeros_like(rr, dtype=torch.bool)
                 first_best[rr.argmin(0), torch.arange(Pp, device=dev)] = True
                 far = best_pair > self.prune * smin[S[:Pp]]
-                drop = (far[None] | ~torch.isfinite(rr)) & ~first_best
+                # and starts of any pair that are far behind the pair's best start
+                behind = rr > 1.5 * best_pair[None]
+                drop = (far[None] | behind | ~torch.isfinite(rr)) & ~first_best
                 done |= drop.reshape(-1)[idx]
             if bool(done.any()):
                 zero_grad[idx[zfresh]] = True
@@ -267,6 +346,7 @@ class BatchedSolver(MarginMethod):
                 keep = ~done
                 idx, xs, y, Is, Js = idx[keep], xs[keep], y[keep], Is[keep], Js[keep]
                 zb, wb, wbn2, rho, alpha = zb[keep], wb[keep], wbn2[keep], rho[keep], alpha[keep]
+                wr, rr_, last2 = wr[keep], rr_[keep], last2[keep]
         out_z[idx] = zb
         out_z[~torch.isfinite(out_rho)] = float("nan")
         return out_rho, out_z, zero_grad, iters, iters.clone()

@@ -56,6 +56,13 @@ def _key(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _embed_version() -> str:
+    """Digest of ``marginlab/embed.py``: embeddings cached by older code are not reused."""
+    from .. import embed
+
+    return hashlib.sha1(Path(embed.__file__).read_bytes()).hexdigest()[:12]
+
+
 def _atomic_write(path: Path, write) -> Path:
     """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename: readers never see a partial
     file, and a crash leaves at worst a stray ``.part`` file."""
@@ -334,12 +341,15 @@ class MarginExplorer:
 
     # ------------------------------------------------------------------ display and messages
     def _repr_mimebundle_(self, **kwargs):
+        from ._display import sync_figures
+
+        sync_figures(self.widget)
         return self.widget._repr_mimebundle_(**kwargs)
 
     def _ipython_display_(self):
-        from IPython.display import display
+        from ._display import display_app
 
-        display(self.widget)
+        display_app(self.widget)
 
     @staticmethod
     def _widget(fig):
@@ -687,7 +697,7 @@ class MarginExplorer:
             path = (
                 self.cache_dir
                 / self.model_key
-                / f"embed-{_key([m, k, self.seed, _key(self.rows.tolist())])}.npy"
+                / f"embed-{_key([m, k, self.seed, _key(self.rows.tolist()), _embed_version()])}.npy"
             )
             t0 = time.perf_counter()
             if path.exists():

@@ -188,6 +188,8 @@ def _guarded(fn):
                 f"Something went wrong ({type(exc).__name__}: {exc}). Training is paused; change a "
                 f"setting or press Reset."
             )
+        finally:
+            self._sync_views()
         return None
 
     return wrapper
@@ -490,13 +492,24 @@ class Playground:
         )
         return W.VBox([top, self.message, W.HBox([left, middle, right])])
 
+    def _sync_views(self):
+        # Updates sent before any view exists are lost (Voila renders only after all cells ran), so until
+        # an event from a live view arrives, keep the state a new view renders from in step as well.
+        if not getattr(self, "_frontend_seen", False) and getattr(self, "widget", None) is not None:
+            from ._display import sync_figures
+
+            sync_figures(self.widget)
+
     def _repr_mimebundle_(self, **kwargs):
+        from ._display import sync_figures
+
+        sync_figures(self.widget)
         return self.widget._repr_mimebundle_(**kwargs)
 
     def _ipython_display_(self):
-        from IPython.display import display
+        from ._display import display_app
 
-        display(self.widget)
+        display_app(self.widget)
 
     # -- settings -------------------------------------------------------------------------------------
     @property
@@ -694,6 +707,7 @@ class Playground:
 
     # -- the Play tick --------------------------------------------------------------------------------
     def _on_play(self, change):
+        self._frontend_seen = True
         if self.play.playing:
             self.tick()
 
@@ -842,6 +856,7 @@ class Playground:
         """Plotly click callback of the sample traces: select the clicked sample."""
         if not points.point_inds:
             return  # plotly calls every trace's callback; only the clicked one gets indices
+        self._frontend_seen = True
         split = "test" if trace.name == "test" else "train"
         row = int(np.asarray(trace.customdata)[points.point_inds[0]])
         self.select(split, row)
@@ -849,6 +864,7 @@ class Playground:
     def _on_regions_click(self, trace, points, state=None):
         if not points.point_inds:
             return
+        self._frontend_seen = True
         if points.xs and points.ys:
             x, y = float(points.xs[0]), float(points.ys[0])
         else:

@@ -1,6 +1,6 @@
 """Fixtures for the real-browser tests (marker ``browser``): Chromium via Playwright, one JupyterLab per test.
 
-Each test gets its own server (hence a fresh kernel, settings and workspace) that is stopped afterwards, and its
+Each test gets its own server (hence a fresh kernel, settings and workspace), stopped afterwards, and its
 own browser context. The only reason to skip is a missing /usr/bin/chromium; a missing Playwright is an error,
 because CI installs both.
 """
@@ -12,7 +12,15 @@ import json
 from pathlib import Path
 
 import pytest
-from labharness import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, REPO, BrowserSession, LabServer, chromium_missing_reason
+from labharness import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO,
+    BrowserSession,
+    LabServer,
+    chromium_missing_reason,
+)
 
 HERE = Path(__file__).resolve().parent
 _MEASUREMENTS: dict[str, dict] = {}
@@ -23,7 +31,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if HERE not in Path(item.fspath).resolve().parents:
             continue
-        item.add_marker(pytest.mark.browser)  # every test here is a browser test, even if it forgets the marker
+        item.add_marker(
+            pytest.mark.browser
+        )  # every test here is a browser test, even if it forgets the marker
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
 
@@ -47,21 +57,14 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_line(f"(written to {path.relative_to(REPO)})")
 
 
-@pytest.fixture
-def measure(request):
-    """Record numbers (timings, kernel memory) for the closing report: artifacts/browser/measurements.json."""
-    rec: dict = {}
-    yield rec
-    if rec:
-        _MEASUREMENTS[request.node.name] = rec
-
-
 @pytest.fixture(scope="session")
 def chromium():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:  # CI installs the dev extra; a missing package is a real failure, not a skip
-        pytest.fail(f"playwright is not importable ({exc}); install it: pip install playwright", pytrace=False)
+        pytest.fail(
+            f"playwright is not importable ({exc}); install it: pip install playwright", pytrace=False
+        )
     with sync_playwright() as pw:
         # executable_path: use Debian's Chromium, never a Playwright-downloaded browser.
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
@@ -70,7 +73,10 @@ def chromium():
 
 
 def _notebook_hashes() -> dict[str, str]:
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((REPO / "notebooks").glob("*.ipynb"))}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((REPO / "notebooks").glob("*.ipynb"))
+    }
 
 
 @pytest.fixture
@@ -86,7 +92,9 @@ def lab(tmp_path):
     # Only notebooks that existed before: new ones may be added by someone working in the checkout meanwhile.
     after = _notebook_hashes()
     changed = [p for p, h in before.items() if after.get(p, h) != h]
-    assert not changed, f"committed notebooks changed during the browser test (JupyterLab saved them?): {changed}"
+    assert not changed, (
+        f"committed notebooks changed during the browser test (JupyterLab saved them?): {changed}"
+    )
 
 
 @pytest.fixture
@@ -102,4 +110,10 @@ def session(chromium, lab, request):
         rep = getattr(request.node, "rep_call", None)
         if rep is not None and rep.failed:
             s.screenshot("at-failure")
+        # Numbers for the closing report, also for failed runs (the server is still up: `lab` stops later).
+        _MEASUREMENTS[request.node.name] = {
+            "outcome": rep.outcome if rep is not None else "not run",
+            "seconds_since_page_load": s.timings.marks,
+            **lab.kernel_memory(),
+        }
         context.close()

@@ -50,6 +50,9 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 
+# Uncaught page errors known to be harmless (regexes); anything else fails the test.
+IGNORED_PAGE_ERRORS: list[str] = [r"ResizeObserver loop"]
+
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -71,7 +74,7 @@ def lab_settings(workdir: Path) -> Path:
 
 
 class LabServer:
-    """`jupyter lab` on 127.0.0.1 with a random token, private settings/workspaces/runtime dirs and a log file."""
+    """`jupyter lab` on 127.0.0.1: random token, private settings/workspaces/runtime dirs, a log file."""
 
     def __init__(self, root: Path, workdir: Path, env: dict[str, str] | None = None, extra_args=()):
         self.root = Path(root)
@@ -109,7 +112,9 @@ class LabServer:
         )
         env.update(self.env_extra)
         cmd = [
-            sys.executable, "-m", "jupyterlab",
+            sys.executable,
+            "-m",
+            "jupyterlab",
             "--no-browser",
             "--allow-root",  # CI containers run as root
             "--ip=127.0.0.1",
@@ -261,7 +266,8 @@ APP_ERROR_SELECTOR = (
 JS_NOTEBOOK_STATE = r"""
 () => {
   const APP_ERROR_SELECTOR = "%s";
-  const appErrors = Array.from(document.querySelectorAll(APP_ERROR_SELECTOR)).map(e => e.innerText.slice(0, 400));
+  const appErrors = Array.from(document.querySelectorAll(APP_ERROR_SELECTOR))
+    .map(e => e.innerText.slice(0, 400));
   const widgetErrors = Array.from(document.querySelectorAll('.jupyter-widgets-error-widget'))
     .map(e => e.innerText.slice(0, 400));
   document.querySelectorAll('.jp-OutputArea-output').forEach(e => {
@@ -311,9 +317,11 @@ JS_PLOTLY_POINTS = r"""
   if (!gd || !gd._fullLayout || !gd._fullData) return null;
   const fl = gd._fullLayout;
   const svg = gd.querySelector('.main-svg').getBoundingClientRect();
-  const area = {left: svg.left + fl._size.l, top: svg.top + fl._size.t, width: fl._size.w, height: fl._size.h};
+  const area = {left: svg.left + fl._size.l, top: svg.top + fl._size.t,
+                width: fl._size.w, height: fl._size.h};
   const traces = gd._fullData.map((t, ti) => {
-    const out = {index: ti, name: t.name || '', type: t.type, visible: t.visible, mode: t.mode || '', points: []};
+    const out = {index: ti, name: t.name || '', type: t.type, visible: t.visible, mode: t.mode || '',
+                 points: []};
     if (t.z) {  // heatmaps: shape and whether any finite value is drawn (an "empty" image panel has none)
       const rows = Array.from(t.z);
       out.zrows = rows.length;
@@ -323,7 +331,8 @@ JS_PLOTLY_POINTS = r"""
     const xa = fl['xaxis' + (t.xaxis || 'x').slice(1)], ya = fl['yaxis' + (t.yaxis || 'y').slice(1)];
     for (let i = 0; i < t.x.length; i++) {
       const x = t.x[i], y = t.y[i];
-      if (x === null || y === null || x === undefined || y === undefined || Number.isNaN(x) || Number.isNaN(y)) continue;
+      const bad = v => v === null || v === undefined || Number.isNaN(v);
+      if (bad(x) || bad(y)) continue;
       out.points.push({i: i, x: x, y: y, cd: t.customdata ? t.customdata[i] : null,
         px: svg.left + xa._offset + xa.c2p(xa.d2c(x)), py: svg.top + ya._offset + ya.c2p(ya.d2c(y))});
     }
@@ -375,7 +384,14 @@ class BrowserSession:
         self._shot = 0
         self.voila = False  # set by open_voila: adds Voila's own error notices to the health checks
         page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text[:300]))
-        page.on("pageerror", lambda e: self.console_errors.append(f"pageerror: {str(e)[:300]}"))
+        page.on("pageerror", self._on_pageerror)
+        self.page_errors: list[str] = []
+
+    def _on_pageerror(self, exc) -> None:
+        text = str(exc)[:400]
+        self.console_errors.append(f"pageerror: {text}")
+        if not any(re.search(p, text) for p in IGNORED_PAGE_ERRORS):
+            self.page_errors.append(text)
 
     # -- artifacts and failures --------------------------------------------------------------------------
     def screenshot(self, label: str) -> Path:
@@ -410,12 +426,19 @@ class BrowserSession:
             e = st["errors"][0]
             tb = ANSI.sub("", e.get("traceback") or "")[-2500:]
             self.fail(f"cell {e['cell']} raised {e['ename']}: {e['evalue']}\n{tb}")
+        if self.page_errors:
+            # An uncaught exception in the page is how a widget that cannot draw shows up (e.g. plotly.js
+            # throwing while plotting a FigureWidget): fail now rather than wait for a plot that never comes.
+            self.fail(f"uncaught JavaScript error in the page: {self.page_errors[0]}")
         if st.get("appErrors"):
             self.fail("the app shows an error message: " + " | ".join(st["appErrors"]))
         if st.get("widgetErrors"):
             self.fail("a widget failed to render: " + " | ".join(st["widgetErrors"]))
         k = st.get("kernel") or {}
-        if k.get("status") in ("dead", "autorestarting", "restarting") or k.get("connection") == "disconnected":
+        if (
+            k.get("status") in ("dead", "autorestarting", "restarting")
+            or k.get("connection") == "disconnected"
+        ):
             self.fail(
                 f"the kernel died or restarted (status={k.get('status')}, connection={k.get('connection')}); "
                 "out of memory? see the server log"
@@ -445,20 +468,30 @@ class BrowserSession:
             if time.monotonic() > deadline:
                 summary = {k: st.get(k) for k in ("phase", "path", "kernel", "sessionReady")}
                 pending = [c for c in st.get("cells", []) if c.get("count") is None]
-                self.fail(f"{what} not reached within {timeout:.0f} s; notebook state {summary}; "
-                          f"{len(pending)} code cells not executed: {pending[:5]}")
+                self.fail(
+                    f"{what} not reached within {timeout:.0f} s; notebook state {summary}; "
+                    f"{len(pending)} code cells not executed: {pending[:5]}"
+                )
             self.page.wait_for_timeout(interval * 1000)
 
     def open_notebook(self, path: str) -> None:
         self.timings = Timings()
-        self.page.goto(self.server.url(f"lab/tree/{path}", reset=""), wait_until="domcontentloaded",
-                       timeout=SERVER_START_S * 1000)
+        self.page.goto(
+            self.server.url(f"lab/tree/{path}", reset=""),
+            wait_until="domcontentloaded",
+            timeout=SERVER_START_S * 1000,
+        )
         self.timings.mark("dom_loaded")
 
         def kernel_idle(st):
             k = st.get("kernel") or {}
-            return (st.get("phase") == "ok" and st.get("path") == path and st.get("sessionReady")
-                    and k.get("status") == "idle" and k.get("connection") == "connected")
+            return (
+                st.get("phase") == "ok"
+                and st.get("path") == path
+                and st.get("sessionReady")
+                and k.get("status") == "idle"
+                and k.get("connection") == "connected"
+            )
 
         self.wait_for(f"kernel of {path} connected and idle", kernel_idle, KERNEL_READY_S)
         self.timings.mark("kernel_idle")
@@ -467,8 +500,9 @@ class BrowserSession:
         """Open `path` in Voila app mode (the server extension: the URL Binder's Voila link uses)."""
         self.timings = Timings()
         self.voila = True
-        self.page.goto(self.server.url(f"voila/render/{path}"), wait_until="domcontentloaded",
-                       timeout=RUN_ALL_S * 1000)  # Voila answers when the notebook has been executed
+        self.page.goto(
+            self.server.url(f"voila/render/{path}"), wait_until="domcontentloaded", timeout=RUN_ALL_S * 1000
+        )  # Voila answers when the notebook has been executed
         self.timings.mark("dom_loaded")
 
     def run_all(self) -> None:
@@ -507,11 +541,21 @@ class BrowserSession:
             self.fail(f"no plotly figure under {selector}")
         return data
 
-    def tag_plot(self, tag: str, *, scope: str = "body", trace: str | None = None, text: str | None = None,
-                 nth: int = 0, timeout: float = WIDGET_S) -> str:
+    def tag_plot(
+        self,
+        tag: str,
+        *,
+        scope: str = "body",
+        trace: str | None = None,
+        text: str | None = None,
+        nth: int = 0,
+        timeout: float = WIDGET_S,
+    ) -> str:
         """Wait for the figure identified by a trace name / title text and return a CSS selector for it."""
         what = f"plot with trace={trace!r} text={text!r} (#{nth}) in {scope}"
-        self.wait_for(what, lambda _st: self.page.evaluate(JS_TAG_PLOT, [scope, trace, text, tag, nth]), timeout)
+        self.wait_for(
+            what, lambda _st: self.page.evaluate(JS_TAG_PLOT, [scope, trace, text, tag, nth]), timeout
+        )
         return f'[data-mltest="{tag}"]'
 
     def trace(self, selector: str, name: str) -> dict:
@@ -554,8 +598,10 @@ class BrowserSession:
             for p in t["points"]:
                 if p["cd"] in exclude_cd:
                     continue
-                gap = min(((p["px"] - q["px"]) ** 2 + (p["py"] - q["py"]) ** 2 for q in everything if q is not p),
-                          default=1e18)
+                gap = min(
+                    ((p["px"] - q["px"]) ** 2 + (p["py"] - q["py"]) ** 2 for q in everything if q is not p),
+                    default=1e18,
+                )
                 if gap > best_gap:
                     best, best_gap = (t["name"], p), gap
         if best is None:
@@ -596,9 +642,13 @@ class BrowserSession:
 JS_VOILA_STATE = r"""
 () => {
   const body = document.body ? document.body.innerText : '';
-  const errs = Array.from(document.querySelectorAll('.jupyter-widgets-error-widget, .jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]'))
+  const sel = '.jupyter-widgets-error-widget, '
+    + '.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]';
+  const errs = Array.from(document.querySelectorAll(sel))
     .map(e => e.innerText.slice(0, 400)).filter(t => /Error|Traceback/.test(t));
-  const m = body.match(/There was an error when executing cell[^\n]*|Traceback \(most recent call last\)[\s\S]{0,1500}|Error (displaying|rendering) widget[^\n]*|Kernel (died|restarting)[^\n]*/);
+  const m = body.match(new RegExp([
+    'There was an error when executing cell[^\\n]*', 'Traceback \\(most recent call last\\)[\\s\\S]{0,1500}',
+    'Error (displaying|rendering) widget[^\\n]*', 'Kernel (died|restarting)[^\\n]*'].join('|')));
   if (m) errs.push(m[0]);
   return {errors: errs, spinner: !!document.querySelector('#loading, .voila-spinner, #voila-spinner')};
 }
@@ -607,6 +657,8 @@ JS_VOILA_STATE = r"""
 
 def chromium_missing_reason() -> str | None:
     if not CHROMIUM.exists():
-        return (f"{CHROMIUM} not found: browser tests need Debian's Chromium "
-                "(run .ci/browser_setup.sh or `apt-get install -y chromium`)")
+        return (
+            f"{CHROMIUM} not found: browser tests need Debian's Chromium "
+            "(run .ci/browser_setup.sh or `apt-get install -y chromium`)"
+        )
     return None

@@ -15,14 +15,14 @@ NB = "notebooks/02_mnist_explorer.ipynb"
 MARK_TRACES = {"highlight", "selected"}
 
 
-def test_explorer_click_shows_images(session, lab, measure):
+def test_explorer_click_shows_images(session):
     s = session
     s.open_notebook(NB)
     s.run_all()
     # The app cell trains and solves before it displays anything (run=True): bound the wait by RUN_ALL_S.
     s.wait_visible(".js-plotly-plot .main-svg", "first plotly figure", timeout=RUN_ALL_S)
     s.timings.mark("first_plot")
-    # The embedding views get their data when the app's run() finishes (title "<METHOD> of <layer> (N samples)").
+    # The embeddings get their data when the app's run() ends (title "<METHOD> of <layer> (N samples)").
     emb = s.tag_plot("embedding", text=r"of .+ \(\d+ samples\)", timeout=RUN_ALL_S)
     s.timings.mark("embedding_plot")
     s.wait_all_executed()
@@ -36,16 +36,24 @@ def test_explorer_click_shows_images(session, lab, measure):
     name, target = s.isolated_point(emb, names, exclude_cd={0})
     target = s.click_trace_point(emb, name, target["i"])
     row = int(target["cd"])
-    s.wait_for(f"details of clicked row {row}",
-               lambda _st: details.count() and f"(row {row})" in details.first.inner_text(), 60)
+    s.wait_for(
+        f"details of clicked row {row}",
+        lambda _st: details.count() and f"(row {row})" in details.first.inner_text(),
+        60,
+    )
     s.timings.mark("details_shown")
 
     def images_updated(plot):
         ann = plot["annotations"]
         heatmaps = [t for t in plot["traces"] if t["type"] == "heatmap"]
-        return (ann != before and len(heatmaps) >= 3 and all(t.get("zfinite") for t in heatmaps[:3])
-                and re.match(r"sample #\d+", ann[0]) and ann[1].startswith("boundary point")
-                and ann[2].startswith("perturbation"))
+        return (
+            ann != before
+            and len(heatmaps) >= 3
+            and all(t.get("zfinite") for t in heatmaps[:3])
+            and re.match(r"sample #\d+", ann[0])
+            and ann[1].startswith("boundary point")
+            and ann[2].startswith("perturbation")
+        )
 
     s.wait_plot(images, "sample / boundary point / perturbation images of the clicked sample", images_updated)
     sel = s.trace(emb, "selected")["points"]
@@ -56,4 +64,3 @@ def test_explorer_click_shows_images(session, lab, measure):
     s.page.locator(images).scroll_into_view_if_needed()
     s.screenshot("clicked")
     s.check_health()  # no error output, widget error or app error message after the interaction
-    measure.update(s.timings.marks, **lab.kernel_memory())

@@ -13,7 +13,7 @@ from playground_checks import NB, check_add_point, check_click_point, check_play
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
 
-def test_playground_in_jupyterlab(session, lab, measure):
+def test_playground_in_jupyterlab(session):
     s = session
     s.open_notebook(NB)
     s.run_all()
@@ -30,4 +30,3 @@ def test_playground_in_jupyterlab(session, lab, measure):
     check_play(s)
     s.screenshot("played")
     s.check_health()
-    measure.update(s.timings.marks, **lab.kernel_memory())

@@ -13,11 +13,13 @@ from playground_checks import NB, check_add_point, check_click_point, check_play
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
 
-def test_playground_in_voila(session, lab, measure):
+def test_playground_in_voila(session):
     try:
         import voila  # noqa: F401
     except ImportError:  # a missing dev dependency is a failure, not a skip
-        pytest.fail("voila is not installed: pip install voila (dev extra, binder/requirements.txt)", pytrace=False)
+        pytest.fail(
+            "voila is not installed: pip install voila (dev extra, binder/requirements.txt)", pytrace=False
+        )
     s = session
     s.open_voila(NB)
     surface = s.tag_plot("surface", trace="regions", timeout=RUN_ALL_S)
@@ -32,4 +34,3 @@ def test_playground_in_voila(session, lab, measure):
     check_play(s)
     s.screenshot("played")
     s.check_health()
-    measure.update(s.timings.marks, **lab.kernel_memory())
