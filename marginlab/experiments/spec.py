@@ -455,7 +455,6 @@ def _loss_tag(loss) -> str:
 def _check_train(t: dict, where: str) -> None:
     from ..train import LOSSES, OPTIMIZERS
 
-    _register_extras()
     check_int(t["epochs"], f"{where}.epochs", min_value=1)
     check_choice(t["loss"], f"{where}.loss", LOSSES)
     check_choice(t["optimizer"], f"{where}.optimizer", OPTIMIZERS)
@@ -478,28 +477,6 @@ def _check_train(t: dict, where: str) -> None:
             )
     if not isinstance(t["device"], str):
         raise TypeError(f"{where}.device must be a string such as 'cpu' or 'auto'")
-
-
-def _register_extras() -> None:
-    """Make the margin-shaping losses (issue 3) visible in the loss registry when they are installed."""
-    try:
-        from ..train import margin_losses
-    except ImportError:  # pragma: no cover - older checkouts
-        return
-    from ..train.losses import LOSSES, Loss, register_loss
-
-    # the module registers itself once it is wired in; until then register its classes by their names
-    for obj in vars(margin_losses).values():
-        name = getattr(obj, "name", None)
-        if (
-            isinstance(obj, type)
-            and issubclass(obj, Loss)
-            and isinstance(name, str)
-            and name not in LOSSES
-            and not obj.__name__.startswith("_")
-            and name != "loss"
-        ):
-            register_loss(name, obj)
 
 
 def quick_overrides(spec: ExperimentSpec) -> dict:
