@@ -255,7 +255,7 @@ def test_normalized_margins_invariant_to_layer_rescaling():
     before = normalized_margins(m, X, y)
     scales = [2.0, 0.3, 5.0]
     with torch.no_grad():
-        for layer, ref_layer, c in zip(m.weight_layers(), ref.weight_layers(), scales):
+        for layer, c in zip(m.weight_layers(), scales):
             layer.weight.mul_(c)
     after = normalized_margins(m, X, y)
     assert not np.allclose(before["output"], after["output"])

@@ -3,8 +3,8 @@ verification (seed 000 Eq. 2 with the top-two check) and the final root search o
 
 from __future__ import annotations
 
-import copy
 import contextlib
+import copy
 import time
 from dataclasses import dataclass
 

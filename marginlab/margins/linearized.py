@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._core import Float64Net, assemble, lp_norm, lp_step, pair_grad, pair_index, dual_norm, verify
+from ._core import Float64Net, assemble, dual_norm, lp_norm, lp_step, pair_index, verify
 from .base import MarginMethod
 
 __all__ = ["Linearized"]

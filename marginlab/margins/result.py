@@ -106,7 +106,7 @@ class MarginResult:
         """``pred == label`` (None without labels)."""
         return None if self.label is None else self.pred == self.label
 
-    def subset(self, rows) -> "MarginResult":
+    def subset(self, rows) -> MarginResult:
         """The result restricted to ``rows`` (indices or a boolean mask)."""
         rows = np.asarray(rows)
         kw = {}
@@ -116,7 +116,7 @@ class MarginResult:
         return MarginResult(**kw)
 
     @classmethod
-    def concat(cls, results) -> "MarginResult":
+    def concat(cls, results) -> MarginResult:
         """Stack results of the same method computed on consecutive chunks."""
         results = list(results)
         if not results:

@@ -12,19 +12,8 @@ import numpy as np
 
 __all__ = ["embedding_figure", "highlight_xy", "CATEGORY_COLORS"]
 
-# plotly's qualitative "Plotly" palette: 10 classes fit, and it matches plotly express defaults
-CATEGORY_COLORS = (
-    "#636EFA",
-    "#EF553B",
-    "#00CC96",
-    "#AB63FA",
-    "#FFA15A",
-    "#19D3F3",
-    "#FF6692",
-    "#B6E880",
-    "#FF97FF",
-    "#FECB52",
-)
+# plotly's qualitative "Plotly" palette (one definition, shared with the playground)
+from .common import CLASS_COLORS as CATEGORY_COLORS  # noqa: E402
 
 
 def _scatter_cls(n, gl_threshold):
