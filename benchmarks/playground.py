@@ -94,6 +94,9 @@ def main():
         device=args.device,
     )
     assert app.error is None, app.error
+    # as after the first Play tick or click from a live view: updates travel as deltas only (before that the
+    # app also refreshes the full state a new view renders from, see widgets/_display.py)
+    app._frontend_seen = True
     print(
         f"playground: moons, {len(app.train)} train + {len(app.test)} test points, hidden {args.hidden}, "
         f"k={args.steps} steps/tick, device {app.trainer.device}, torch threads {torch.get_num_threads()} "
