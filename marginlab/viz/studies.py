@@ -24,6 +24,7 @@ __all__ = [
     "robustness_curves",
     "margin_kde",
     "summary_bars",
+    "ensemble_vs_gp",
 ]
 
 GROUP_COLORS = {"clean": "#2CA02C", "corrupt": "#D62728"}  # seed 000 Figs. 3-5: green clean, red corrupt
@@ -411,3 +412,40 @@ def summary_bars(table, *, x, y, color=None, title=None, width=620, height=360):
         )
     fig.update_layout(barmode="group")
     return _layout(fig, title or f"{y} by {x}", x, y, width, height)
+
+
+def ensemble_vs_gp(table, *, models=("NN ensemble", "NN-GP draws"), title=None, width=900, height=380):
+    """Seed 001 Fig. 6: test accuracy vs targeted normalized margin (log x), one panel per ``model`` and one
+    line per ensemble size ``m`` (shared colours across panels). ``table``: columns ``model, margin, m,
+    accuracy`` (:func:`marginlab.experiments.gp_study.gp_vs_ensemble`); panels without rows are dropped."""
+    go = _go()
+    from plotly.subplots import make_subplots
+
+    missing = {"model", "margin", "m", "accuracy"} - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks columns {sorted(missing)}")
+    present = [m for m in models if (table["model"] == m).any()]
+    if not present:
+        raise ValueError(f"table has no rows for models {list(models)}")
+    fig = make_subplots(rows=1, cols=len(present), shared_yaxes=True, subplot_titles=present,
+                        horizontal_spacing=0.06)
+    ms = sorted(table["m"].unique())
+    for c, model in enumerate(present, start=1):
+        sub = table[table["model"] == model]
+        for i, m in enumerate(ms):
+            s = sub[sub["m"] == m].groupby("margin")["accuracy"].mean().sort_index()
+            if s.empty:
+                continue
+            fig.add_trace(
+                go.Scatter(x=s.index.to_numpy(float), y=s.to_numpy(float), mode="lines+markers",
+                           name=f"{m} draw{'s' if m != 1 else ''}", legendgroup=str(m), showlegend=c == 1,
+                           line=dict(color=_PALETTE[i % 8])),
+                row=1, col=c,
+            )
+        fig.update_xaxes(type="log", title_text="targeted normalized margin", row=1, col=c)
+    fig.update_yaxes(title_text="test accuracy", row=1, col=1)
+    title = title or "Averaging m networks / NN-GP draws vs normalized margin (seed 001 Fig. 6)"
+    fig.update_layout(title=title,
+                      width=width, height=height, template="plotly_white", legend_title_text="# draws",
+                      margin=dict(l=60, r=20, t=70, b=50))
+    return fig
