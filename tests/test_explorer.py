@@ -105,7 +105,7 @@ def test_histogram_groups_match_corruption_mask(app):
         "clean:label-corrupted": int((~mask & ok).sum()),
         "corrupt:label-corrupted": int((mask & ok).sum()),
     }
-    n_hist = {tr.name.split(" ")[0]: len(tr.x) for tr in app.fig_hist.data}
+    n_hist = {tr.name.split(" ")[0]: int(np.sum(tr.y)) for tr in app.fig_hist.data}
     assert n_hist == app.histogram_counts()
     app.w_correct_only.value = True
     correct = app.result.pred == app.train_data.y[app.rows]

@@ -46,8 +46,10 @@ def test_histogram_groups_and_counts():
     corrupted = np.array([True, False, False, True, False])
     groups = sample_groups(corrupted, "label")
     fig = margin_histogram_figure(np.array([0.1, 0.5, np.nan, 0.2, 0.9]), groups, value_range=(0.1, 0.3))
-    names = {t.name: len(t.x) for t in fig.data}
-    assert names == {"clean:label-corrupted (2)": 2, "corrupt:label-corrupted (2)": 2}
+    counts = {t.name: int(np.sum(t.y)) for t in fig.data}
+    assert counts == {"clean:label-corrupted (2)": 2, "corrupt:label-corrupted (2)": 2}
+    assert [t.marker.color for t in fig.data] == ["#2CA02C", "#D62728"]  # seed 000: green clean, red corrupt
+    assert fig.layout.dragmode == "select"
     assert len(fig.layout.shapes) == 1
     with pytest.raises(ValueError, match="clean"):
         sample_groups(corrupted, None)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from marginlab.viz import common
+from marginlab.viz import histograms as vh
 from marginlab.viz import playground as vp
 
 
@@ -124,14 +125,14 @@ def test_margin_histogram_counts():
     rng = np.random.default_rng(1)
     a, b = rng.normal(size=50), rng.normal(1, 1, size=7)
     b[0] = np.nan
-    fig = vp.margin_histogram({"clean": a, "corrupted": b, "empty": np.zeros(0)}, bins=12)
+    fig = vh.margin_histogram({"clean": a, "corrupted": b, "empty": np.zeros(0)}, bins=12)
     assert [t.type for t in fig.data] == ["bar"] * 3
     assert int(np.sum(fig.data[0].y)) == 50
     assert int(np.sum(fig.data[1].y)) == 6 and "1 unsolved" in fig.data[1].name
     assert int(np.sum(fig.data[2].y)) == 0
     assert np.array_equal(fig.data[0].x, fig.data[1].x)  # shared bins
     # identical values do not break the bins
-    props = vp.histogram_props({"same": np.ones(5)})
+    props = vh.histogram_props({"same": np.ones(5)})
     assert int(props[0]["y"].sum()) == 5
 
 

@@ -1,9 +1,9 @@
 """Pure figure builders: data in, ``plotly.graph_objects.Figure`` out (no widgets, no training inside).
 
 Names are imported lazily (plotly loads only when a builder is used). Modules: ``common`` (palette, grids,
-boundary extraction), ``playground`` (2-D decision surface, margin histogram, training and margin curves),
-``embedding`` (2-D embedding scatter), ``images`` (MNIST image panels), ``histograms`` (explorer
-margin histograms).
+boundary extraction), ``playground`` (2-D decision surface, training and margin curves),
+``embedding`` (2-D embedding scatter), ``images`` (MNIST image panels), ``histograms`` (margin
+histograms by group).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ _NAMES = {
     "segments_xy": "common",
     # playground
     "decision_surface": "playground",
-    "margin_histogram": "playground",
     "training_curves": "playground",
     "margin_curves": "playground",
     "SURFACE_TRACES": "playground",
@@ -36,6 +35,8 @@ _NAMES = {
     "margin_bars_figure": "images",
     "as_image": "images",
     # histograms (MNIST explorer)
+    "margin_histogram": "histograms",
+    "histogram_props": "histograms",
     "margin_histogram_figure": "histograms",
     "sample_groups": "histograms",
     "GROUP_COLORS": "histograms",

@@ -32,8 +32,6 @@ __all__ = [
     "points_props",
     "segment_props",
     "marker_props",
-    "margin_histogram",
-    "histogram_props",
     "training_curves",
     "curves_props",
     "margin_curves",
@@ -296,79 +294,6 @@ def decision_surface(
             "showgrid": False,
             "zeroline": False,
         },
-    )
-    return fig
-
-
-def histogram_props(groups: dict, *, bins: int = 30, value_range=None) -> list[dict]:
-    """Counts of each group's values on shared bins, one dict per group (``x`` bin centres, ``y`` counts,
-    ``width``). NaN values are not binned; they are counted in the trace name."""
-    arrays = {k: np.asarray(v, dtype=np.float64).ravel() for k, v in groups.items()}
-    finite = np.concatenate([a[np.isfinite(a)] for a in arrays.values()] + [np.zeros(0)])
-    if value_range is None:
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    else:
-        lo, hi = map(float, value_range)
-    if hi - lo < 1e-9:
-        lo, hi = lo - 0.5, hi + 0.5
-    edges = np.linspace(lo, hi, int(bins) + 1)
-    centers = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
-    out = []
-    for name, a in arrays.items():
-        ok = np.isfinite(a)
-        counts, _ = np.histogram(np.clip(a[ok], lo, hi), bins=edges)
-        n_nan = int((~ok).sum())
-        label = f"{name} ({len(a)})" + (f", {n_nan} unsolved" if n_nan else "")
-        out.append(
-            {"x": centers, "y": counts.astype(np.int32), "width": float(edges[1] - edges[0]), "name": label}
-        )
-    return out
-
-
-def margin_histogram(
-    groups: dict,
-    *,
-    bins: int = 30,
-    value_range=None,
-    colors=None,
-    title: str = "Margins",
-    xaxis_title: str = "margin (signed: < 0 misclassified)",
-    width: int = 440,
-    height: int = 260,
-    uirevision: str = "histogram",
-):
-    """Overlaid histograms of margins, one bar trace per group (e.g. ``{"train clean": m1, "train
-    corrupted": m2, "test": m3}``) on shared bins; each trace's ``y`` holds the counts."""
-    import plotly.graph_objects as go
-
-    default = ("#4C78A8", "#E45756", "#9D9D9D", "#72B7B2", "#F58518")
-    colors = colors or {}
-    traces = []
-    for i, props in enumerate(histogram_props(groups, bins=bins, value_range=value_range)):
-        key = list(groups)[i]
-        traces.append(
-            go.Bar(
-                marker={"color": colors.get(key, default[i % len(default)])},
-                opacity=0.6,
-                hovertemplate="%{x:.3g}: %{y}<extra>%{fullData.name}</extra>",
-                **props,
-            )
-        )
-    fig = go.Figure(traces)
-    fig.update_layout(
-        barmode="overlay",
-        bargap=0,
-        title={"text": title, "x": 0.02, "font": {"size": 13}},
-        width=width,
-        height=height,
-        margin={"l": 45, "r": 10, "t": 35, "b": 40},
-        uirevision=uirevision,
-        xaxis_title=xaxis_title,
-        yaxis_title="samples",
-        legend={"font": {"size": 10}, "x": 1, "xanchor": "right", "y": 1},
-        plot_bgcolor="white",
-        xaxis={"gridcolor": "#eee"},
-        yaxis={"gridcolor": "#eee"},
     )
     return fig
 

@@ -419,6 +419,7 @@ class Playground:
     def _build_figures(self, W):
         import plotly.graph_objects as go
 
+        from marginlab.viz import histograms as vh
         from marginlab.viz import playground as vp
         from marginlab.viz.common import make_grid
 
@@ -431,7 +432,7 @@ class Playground:
         self.surface.data[self._trace["regions"]].on_click(self._on_regions_click)
         self.curves = go.FigureWidget(vp.training_curves({}))
         self.histogram = go.FigureWidget(
-            vp.margin_histogram(self._hist_groups(np.zeros(0), np.zeros(0, bool), np.zeros(0)))
+            vh.margin_histogram(self._hist_groups(np.zeros(0), np.zeros(0, bool), np.zeros(0)))
         )
         self.margin_plot = go.FigureWidget(
             vp.margin_curves([], {k: [] for k in self.margin_log if k != "epoch"})
@@ -826,10 +827,11 @@ class Playground:
         return self._hist_groups(self.margins.margin[:n], self.train.corrupted, self.margins.margin[n:])
 
     def _draw_margin_panel(self, curves: bool = True):
+        from marginlab.viz import histograms as vh
         from marginlab.viz import playground as vp
 
         with self.histogram.batch_update():
-            for tr, props in zip(self.histogram.data, vp.histogram_props(self.histogram_groups)):
+            for tr, props in zip(self.histogram.data, vh.histogram_props(self.histogram_groups)):
                 tr.update(props)
         if not curves:
             return
