@@ -2,7 +2,7 @@
 
     marginlab demo                 train a small MLP on a built-in dataset and report exact margins
     marginlab demo --dataset mnist --hidden 256 --epochs 5 --corruption label --fraction 0.2
-    marginlab info                 versions, devices and where MNIST would be loaded from
+    marginlab info                 versions, devices and where MNIST / CIFAR-10 would be loaded from
     marginlab run missing-margin --quick          a built-in study (smoke version) -> ./marginlab-results/
     marginlab run SPEC.json --out DIR --scheduler tcp://host:8786   a JSON spec on a Dask cluster
 
@@ -42,14 +42,17 @@ def _build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run an experiment spec (JSON file or built-in study name); resumable")
     r.add_argument("spec", nargs="?", default=None,
-                   help="a JSON spec file or a built-in study: missing-margin, normalized-margin, "
-                        "min-vs-average-margin, average-margin-regularizer, margin-losses")
+                   help="a JSON spec file or a built-in study: missing-margin, missing-margin-cifar10 (needs "
+                        "CIFAR-10), normalized-margin, min-vs-average-margin, average-margin-regularizer, "
+                        "margin-losses")
     r.add_argument("--quick", action="store_true", help="the small smoke version of the spec")
     r.add_argument("--out", default=None, help="results folder (default ./marginlab-results/<spec name>)")
     r.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (tcp://host:port)")
     r.add_argument("--no-resume", action="store_true", help="recompute units already finished in --out")
     r.add_argument("--no-models", action="store_true", help="do not save the trained models")
     r.add_argument("--list", action="store_true", help="list the built-in studies and exit")
+    r.add_argument("--no-findings", action="store_true",
+                   help="do not print whether the paper's findings are reproduced (built-in studies)")
     r.add_argument("--dump", action="store_true", help="print the validated spec as JSON and exit (no training)")
     return ap
 
@@ -114,12 +117,18 @@ def _info(args) -> int:
     import torch
 
     from . import __version__
+    from .data.cifar import cache_dir as cifar_dir
+    from .data.cifar import find_cifar10
     from .data.mnist import cache_dir
     from .device import available_devices
 
     print(f"marginlab {__version__}, torch {torch.__version__}")
     print(f"devices: {', '.join(available_devices())}")
     print(f"MNIST cache: {cache_dir()} (bundled offline subset used when empty)")
+    found = find_cifar10()
+    print(f"CIFAR-10: {found[1]} ({found[0]})" if found else
+          f"CIFAR-10: not found in {cifar_dir()} (place cifar-10-python.tar.gz there or "
+          "load_cifar10(download=True))")
     return 0
 
 
@@ -153,6 +162,13 @@ def _run(args) -> int:
     print(u[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if res.missing:
         print("missing measurements (dependency not installed): " + json.dumps(res.missing))
+    if not args.no_findings:
+        from .experiments.findings import report_for
+
+        report = report_for(res)
+        if report is not None:
+            print()
+            print(report.to_markdown())
     return 0
 
 
@@ -161,7 +177,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"demo": _demo, "info": _info, "run": _run}[args.command](args)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, FileNotFoundError) as exc:
         parser.exit(2, f"marginlab {args.command}: error: {exc}\n")
     except KeyboardInterrupt:
         parser.exit(130, "interrupted\n")

@@ -192,3 +192,31 @@ def test_cli_run_quick_and_bad_spec(tmp_path, capsys):
     assert exc.value.code == 2
     assert "spec.corruptions[0].fraction" in capsys.readouterr().err
     assert main(["run", "--list"]) == 0
+
+
+def test_cli_prints_the_studys_findings(tmp_path, capsys):
+    """``marginlab run STUDY`` ends with the paper's claims checked against the run's own numbers."""
+    from marginlab.cli import main
+    from marginlab.experiments.findings import report_for
+
+    out = tmp_path / "mva"
+    assert main(["run", "min-vs-average-margin", "--quick", "--out", str(out), "--no-models"]) == 0
+    text = capsys.readouterr().out
+    report = report_for(Results(out))
+    assert report is not None and report.title.startswith("Seed 002")
+    assert len(report.claims) == 2 and report.to_markdown() in text
+    # the numbers in the claim come from the run's trajectory table, not from a fixed text
+    traj = Results(out).trajectory
+    mins = traj[traj.split == "train-all-min"].sort_values("epoch")
+    assert f"{mins.margin.iloc[-1]:.4f} (epoch {int(mins.epoch.iloc[-1])})" in text
+    assert main(["run", "min-vs-average-margin", "--quick", "--out", str(out), "--no-findings"]) == 0
+    assert "claims reproduced" not in capsys.readouterr().out
+    # a user's own spec has no paper to check against
+    main(["run", json_spec(tmp_path), "--quick", "--out", str(tmp_path / "toy"), "--no-models"])
+    assert report_for(Results(tmp_path / "toy")) is None
+
+
+def json_spec(tmp_path):
+    path = tmp_path / "toy.json"
+    path.write_text(json.dumps(TOY))
+    return str(path)

@@ -17,6 +17,8 @@ __all__ = [
     "min_vs_average_margin",
     "average_margin_regularizer",
     "margin_losses",
+    "FINDINGS",
+    "report_for",
 ]
 
 
@@ -324,3 +326,22 @@ def margin_losses(res, variance_ratios: dict | None = None) -> Report:
         )
     rep.notes.append(_scale_note(res))
     return rep
+
+
+#: built-in study name -> the function that checks its paper's claims
+FINDINGS = {
+    "missing-margin": missing_margin,
+    "missing-margin-cifar10": missing_margin,
+    "normalized-margin": normalized_margin,
+    "min-vs-average-margin": min_vs_average_margin,
+    "average-margin-regularizer": average_margin_regularizer,
+    "margin-losses": margin_losses,
+}
+
+
+def report_for(res) -> Report | None:
+    """The :class:`Report` for a run of a built-in study (its quick version included), ``None`` for a spec of
+    another name. Specs are matched by name, so a user's own spec keeps its own name to opt out."""
+    name = res.spec.name
+    check = FINDINGS.get(name[: -len("-quick")] if name.endswith("-quick") else name)
+    return None if check is None else check(res)

@@ -29,22 +29,44 @@ import numpy as np
 
 from .spec import ExperimentSpec, Unit, load_spec
 
-__all__ = ["run_experiment", "compute_unit", "prepare_data", "build_unit_model", "TABLES", "default_out"]
+__all__ = [
+    "run_experiment", "compute_unit", "prepare_data", "build_unit_model", "check_data_available", "TABLES",
+    "default_out",
+]
 
 TABLES = ("samples", "history", "curves", "trajectory")
 
 
 # -- data -------------------------------------------------------------------------------------------
 def _data_key(spec: ExperimentSpec, unit: Unit) -> str:
-    return json.dumps(
-        {
-            "data": spec.data,
-            "corruption": unit.corruption,
-            "fraction": unit.fraction,
-            "n_train": unit.n_train,
-        },
-        sort_keys=True,
-    )
+    key = {
+        "data": spec.data,
+        "corruption": unit.corruption,
+        "fraction": unit.fraction,
+        "n_train": unit.n_train,
+    }
+    if spec.data["dataset"] == "cifar10":  # the cache folder follows $MARGINLAB_DATA: part of the cache key
+        from ..data.cifar import cache_dir
+
+        key["location"] = str(cache_dir())
+    return json.dumps(key, sort_keys=True)
+
+
+def check_data_available(spec) -> None:
+    """Raise :class:`FileNotFoundError` (naming the dataset, the spec and how to get the data) when the spec's
+    dataset is not on this machine. Only CIFAR-10 can be missing: MNIST falls back on its bundled subset."""
+    spec = load_spec(spec)
+    if spec.data["dataset"] == "cifar10":
+        from ..data.cifar import CIFAR10_ARCHIVE, CIFAR10_MD5, CIFAR10_URL, cache_dir, cifar10_available
+
+        if not cifar10_available():
+            raise FileNotFoundError(
+                f"spec {spec.name!r} needs the CIFAR-10 dataset, which is not in {cache_dir()} (nothing "
+                "was trained). Get it with marginlab.data.load_cifar10(download=True), or download "
+                f"{CIFAR10_URL} (MD5 {CIFAR10_MD5}) and put {CIFAR10_ARCHIVE} (or its extracted "
+                "cifar-10-batches-py/ folder) there (that folder is $MARGINLAB_DATA/cifar10, or "
+                "~/.cache/marginlab/cifar10 when MARGINLAB_DATA is unset)"
+            )
 
 
 @lru_cache(maxsize=16)
@@ -55,10 +77,12 @@ def _prepare_cached(key: str):
 
 def _prepare(data: dict, kind: str, fraction: float, n_train):
     from ..corruption import corrupt
-    from ..data import binary_relabel, class_subset, load_mnist, load_toy, project_sphere
+    from ..data import binary_relabel, class_subset, load_cifar10, load_mnist, load_toy, project_sphere
 
     if data["dataset"] == "mnist":
         pool, vpool = load_mnist("train"), load_mnist("test")
+    elif data["dataset"] == "cifar10":
+        pool, vpool = load_cifar10("train"), load_cifar10("test")
     else:
         pool, vpool = load_toy(data["dataset"], data["n_samples"], noise=data["noise"], seed=data["seed"])
     if data["classes"] is not None:
@@ -582,7 +606,8 @@ def run_experiment(
                 f"{old.fingerprint}); choose another --out folder or delete it"
             )
     units = spec.units()
-    # data problems (too few samples ...) are found before any training
+    # data problems (dataset absent, too few samples ...) are found before any training
+    check_data_available(spec)
     for key in {_data_key(spec, u) for u in units}:
         _prepare_cached(key)
     _write_json(spec_file, spec.to_dict())

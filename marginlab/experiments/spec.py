@@ -6,6 +6,11 @@ margins, robustness curves, margins over epochs). Everything is checked before a
 empty or duplicated sweeps, fractions outside [0, 1] and settings that cannot work together raise
 ``ValueError`` naming the field (``spec.margins.n_samples`` ...).
 
+``data.dataset``: ``mnist`` (cache, else the bundled subset), ``cifar10`` (not bundled: the runner stops with
+a ``FileNotFoundError`` before any training when it is absent, see :mod:`marginlab.data.cifar`) or a toy 2-D
+set (``moons, circles, spirals, xor, blobs``). The validation pool is the dataset's test split. Every model
+family works on the image datasets (MLPs flatten the input); ``cnn`` needs one of them.
+
 Example (seed 000's MNIST capacity sweep, CPU scale)::
 
     {"name": "mnist-sweep",
@@ -34,6 +39,8 @@ __all__ = ["ExperimentSpec", "Unit", "load_spec", "SPEC_KEYS", "quick_overrides"
 
 CORRUPTION_KINDS = ("none", "label", "gaussian", "random")
 FAMILIES = ("mlp", "cnn", "linear")
+IMAGE_DATASETS = ("mnist", "cifar10")
+DATASETS = (*IMAGE_DATASETS, "moons", "circles", "spirals", "xor", "blobs")
 ATTACKS = ("fgsm", "ifgsm", "pgd", "noise")
 
 # Allowed keys per section with their defaults (None: "not set"). Unknown keys are rejected.
@@ -218,10 +225,7 @@ class ExperimentSpec:
         if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\"):
             raise ValueError(f"spec.name must be a non-empty string without slashes, got {name!r}")
         data = _section(top["data"], "spec.data", "data")
-        check_choice(
-            data["dataset"], "spec.data.dataset", ("mnist", "moons", "circles", "spirals", "xor", "blobs")
-        )
-        data["dataset"] = data["dataset"].lower()
+        data["dataset"] = check_choice(data["dataset"], "spec.data.dataset", DATASETS)
         if data["n_train"] is not None:
             check_int(data["n_train"], "spec.data.n_train", min_value=2)
         check_int(data["n_val"], "spec.data.n_val", min_value=0)
@@ -266,6 +270,11 @@ class ExperimentSpec:
         from ..models.base import ACTIVATIONS
 
         model["activation"] = check_choice(model["activation"], "spec.model.activation", ACTIVATIONS)
+        if model["family"] == "cnn" and data["dataset"] not in IMAGE_DATASETS:
+            raise ValueError(
+                f"spec.model.family 'cnn' needs an image dataset ({', '.join(IMAGE_DATASETS)}); "
+                f"spec.data.dataset is {data['dataset']!r} (2-D points: use 'mlp' or 'linear')"
+            )
         caps = top["capacities"]
         if model["family"] == "linear":
             if caps not in (None, [None]):
@@ -491,7 +500,7 @@ def quick_overrides(spec: ExperimentSpec) -> dict:
         "data": {"n_val": min(spec.data["n_val"], 300)},
     }
     if (spec.data["n_train"] or 0) > 500 or (
-        spec.data["n_train"] is None and spec.data["dataset"] == "mnist"
+        spec.data["n_train"] is None and spec.data["dataset"] in IMAGE_DATASETS
     ):
         over["data"]["n_train"] = 500
     if spec.train_sizes != [spec.data["n_train"]]:

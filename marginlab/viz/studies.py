@@ -25,6 +25,9 @@ __all__ = [
     "margin_kde",
     "summary_bars",
     "ensemble_vs_gp",
+    "TWIN_COLORS",
+    "twin_margins",
+    "twin_accuracy_vs_margin",
 ]
 
 GROUP_COLORS = {"clean": "#2CA02C", "corrupt": "#D62728"}  # seed 000 Figs. 3-5: green clean, red corrupt
@@ -449,3 +452,83 @@ def ensemble_vs_gp(table, *, models=("NN ensemble", "NN-GP draws"), title=None, 
                       width=width, height=height, template="plotly_white", legend_title_text="# draws",
                       margin=dict(l=60, r=20, t=70, b=50))
     return fig
+
+
+TWIN_COLORS = {"control": "#1F77B4", "attack": "#D62728"}  # seed 001 Fig. 3: blue control, red attack twin
+
+
+def _need(table, cols, name):
+    missing = set(cols) - set(table.columns)
+    if missing:
+        raise ValueError(f"{name} lacks columns {sorted(missing)}")
+
+
+def twin_margins(samples, summary=None, *, alphas=None, nbins=30, title=None, width=None, height=380):
+    """Seed 001 Fig. 3: overlaid histograms (density) of the Frobenius-normalized margins on the *clean*
+    training points of the control (blue) and attack (red) twin, one panel per targeted margin α (dotted
+    line at α). ``samples``/``summary``: the tables of
+    :func:`marginlab.experiments.twins.attack_set_twins`; with ``summary`` the legend names carry each
+    twin's test accuracy. ``alphas``: the α values to show (default all)."""
+    from plotly.subplots import make_subplots
+
+    go = _go()
+    _need(samples, {"twin", "alpha", "margin"}, "samples")
+    df = samples[samples["set"] == "clean"] if "set" in samples.columns else samples
+    present = sorted(df["alpha"].unique())
+    alphas = present if alphas is None else [a for a in alphas if a in present]
+    if not alphas:
+        raise ValueError("samples has no clean rows for the requested alphas")
+    acc = {}
+    if summary is not None:
+        _need(summary, {"twin", "alpha", "test_acc"}, "summary")
+        acc = {(t, a): v for t, a, v in summary[["twin", "alpha", "test_acc"]].itertuples(index=False)}
+    fig = make_subplots(rows=1, cols=len(alphas), subplot_titles=[f"α = {a:g}" for a in alphas],
+                        horizontal_spacing=0.06)
+    for c, a in enumerate(alphas, start=1):
+        sub = df[df["alpha"] == a]
+        v = sub["margin"].to_numpy(float)
+        v = v[np.isfinite(v)]
+        lo, hi = (min(v.min(), a), max(v.max(), a)) if len(v) else (0.0, 2.0 * a)
+        size = (hi - lo) / nbins if hi > lo else max(abs(a), 1.0) / nbins
+        for twin in ("control", "attack"):
+            x = sub.loc[sub["twin"] == twin, "margin"].to_numpy(float)
+            if not len(x):
+                continue
+            name = twin if (twin, a) not in acc else f"{twin}: test acc {acc[(twin, a)]:.1%}"
+            if len(alphas) > 1:
+                name = f"{name} (α={a:g})"
+            fig.add_trace(
+                go.Histogram(x=x, name=name, histnorm="probability density", opacity=0.6,
+                             marker_color=TWIN_COLORS[twin], legendgroup=f"{twin}-{a:g}",
+                             xbins=dict(start=lo - size, end=hi + size, size=size)),
+                row=1, col=c,
+            )
+        fig.add_vline(x=a, line=dict(color="gray", dash="dot"), row=1, col=c)
+        fig.update_xaxes(title_text="Frobenius-normalized margin (clean points)", row=1, col=c)
+    fig.update_yaxes(title_text="density", row=1, col=1)
+    fig.update_layout(barmode="overlay")
+    return _layout(fig, title or "Attack-set twins: normalized margins on the clean points (seed 001 Fig. 3)",
+                   None, None, width or max(520, 380 * len(alphas)), height)
+
+
+def twin_accuracy_vs_margin(summary, *, train="train_acc", title=None, width=620, height=400):
+    """Seed 001 Fig. 7: test (solid) and training (dashed) accuracy of the control (blue) and attack (red)
+    twins vs targeted normalized margin α (log x). ``summary``: the per-twin table of
+    :func:`marginlab.experiments.twins.attack_set_twins`; ``train``: the training-accuracy column
+    (``train_acc`` on each twin's own training set, or ``clean_acc``)."""
+    go = _go()
+    _need(summary, {"twin", "alpha", "test_acc", train}, "summary")
+    fig = go.Figure()
+    for col, kind, dash in (("test_acc", "test", "solid"), (train, "train", "dash")):
+        for twin in ("control", "attack"):
+            s = summary[summary["twin"] == twin].groupby("alpha")[col].mean().sort_index()
+            if s.empty:
+                continue
+            fig.add_trace(
+                go.Scatter(x=s.index.to_numpy(float), y=s.to_numpy(float), mode="lines+markers",
+                           name=f"{twin} {kind}", line=dict(color=TWIN_COLORS[twin], dash=dash))
+            )
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(range=[0, 1.02])
+    return _layout(fig, title or "Attack-set twins: accuracy vs targeted margin (seed 001 Fig. 7)",
+                   "targeted normalized margin α", "accuracy", width, height)
