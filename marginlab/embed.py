@@ -78,6 +78,7 @@ def embed(
     pca_dims: int | None = 50,
     seed: int = 0,
     n_jobs: int | None = None,
+    isolate: bool = False,
     **options,
 ) -> np.ndarray:
     """2-D embedding (n, 2) float32 of ``X`` or of its ``layer`` activations under ``model``.
@@ -87,6 +88,11 @@ def embed(
     removes pixel noise); ``None`` turns that off. ``seed`` makes the result reproducible; extra ``options``
     go to the underlying estimator. Raises ``ValueError`` naming the parameter for bad input, including too
     few points for the method (see :func:`min_points`).
+
+    ``isolate=True`` fits UMAP in a fresh process that exits afterwards: importing umap-learn and numba's
+    compiled code stay resident for the life of a process (~500 MB measured here), which a long-lived notebook
+    kernel under a 1-2 GB limit (Binder) cannot spare. It costs that process's start and numba's compilation
+    (~10 s) on every call; the result is the same as in-process (same seed, same layout).
     """
     method = check_choice(method, "method", EMBED_METHODS)
     perplexity = check_float(perplexity, "perplexity", min_value=1.0)
@@ -123,13 +129,32 @@ def embed(
         opts.update(options)
         Z = TSNE(n_components=2, perplexity=perplexity, random_state=seed, **opts).fit_transform(F)
         return Z.astype(np.float32)
-    import umap  # lazy: numba compiles on first use
-
     # umap-learn runs single-threaded whenever random_state is set (that is what makes it reproducible)
     # 200 epochs is umap-learn's own choice above 10,000 points; its 500 below that makes 5,000 MNIST images
     # take ~2.5x longer for a visually equivalent layout
     opts = {"n_jobs": n_jobs if n_jobs is not None else 1, "n_epochs": 200}
     opts.update(options)
+    args = (np.ascontiguousarray(F, dtype=np.float32), n_neighbors, min_dist, seed, opts)
+    if not isolate:
+        return _umap_fit(*args)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    # spawn, not fork: a forked copy of a kernel holding torch would share its pages and threads' locks
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            return pool.submit(_umap_fit, *args).result()
+        except BrokenProcessPool:
+            raise RuntimeError(
+                f"the UMAP process for {len(F)} points ended without a result (most likely out of memory); "
+                "embed fewer samples or use method='pca' or 'tsne'"
+            ) from None
+
+
+def _umap_fit(F, n_neighbors, min_dist, seed, opts) -> np.ndarray:
+    import umap  # lazy: numba compiles on first use
+
     reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed, **opts)
     return reducer.fit_transform(F).astype(np.float32)
 

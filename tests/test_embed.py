@@ -87,3 +87,22 @@ def test_umap_keeps_clusters_apart():
     assert Z.shape == (90, 2) and np.isfinite(Z).all()
     assert variance_ratio(Z, y).ratio > 5
     np.testing.assert_allclose(Z, embed(X, "umap", n_neighbors=10), atol=1e-4)  # seeded: reproducible
+    # fitted in a process of its own (the explorer's default): the same layout
+    np.testing.assert_allclose(Z, embed(X, "umap", n_neighbors=10, isolate=True), atol=1e-4)
+
+
+def test_isolated_umap_leaves_no_numba_behind():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from marginlab.embed import embed\n"
+        "X = np.random.default_rng(0).normal(size=(60, 5)).astype('float32')\n"
+        "Z = embed(X, 'umap', isolate=True)\n"
+        "assert Z.shape == (60, 2) and np.isfinite(Z).all()\n"
+        "print(sorted(m for m in ('umap', 'numba', 'pynndescent') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
