@@ -2,8 +2,8 @@
 
 Same data (MNIST offline training subset, or full MNIST when cached), same model (784-H-10 ReLU MLP, same
 initial weights), same minibatches (same permutation), plain SGD with momentum; both keep the data on the
-device and gather minibatches by index. Runs are interleaved (A, B, A, B, ...) and the median per-epoch time is
-compared. Prints the ratio fit / hand loop (target <= 1.10).
+device and gather minibatches by index. Runs are interleaved (A, B, A, B, ...) and the median per-epoch time
+is compared. Prints the ratio fit / hand loop (target <= 1.10).
 
     python benchmarks/fit_overhead.py [--epochs 5] [--hidden 1000] [--repeats 3] [--device auto]
 """

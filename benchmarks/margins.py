@@ -39,7 +39,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2,
                     help="torch threads for the batched methods (on a loaded shared machine 1 avoids OpenMP "
                          "thrashing; nlopt's processes use one thread each)")
-    ap.add_argument("--gpu-scale", action="store_true", help="time batched on 10,000 samples, 784-10000-10 MLP")
+    ap.add_argument("--gpu-scale", action="store_true",
+                    help="time batched on 10,000 samples, 784-10000-10 MLP")
     args = ap.parse_args(argv)
     if args.gpu_scale:
         m = trained_mlp(10000, args.device, epochs=2)
@@ -65,9 +66,10 @@ def main(argv=None):
         secs[name] = (time.perf_counter() - t) / n
     exact = [k for k in results if not results[k].estimate]
     best = np.nanmin(np.stack([results[k].margin for k in exact]), 0)
-    print(f"{n} MNIST test samples, 784-1000-10 ReLU MLP, device {args.device}, {args.threads} torch thread(s)")
-    print(f"{'method':12s} {'s/sample':>10s} {'vs nlopt':>9s} {'conv':>6s} {'med gap':>9s} {'max gap':>9s} {'<=0.1%':>7s} "
-          f"{'max vs nlopt':>12s}")
+    print(f"{n} MNIST test samples, 784-1000-10 ReLU MLP, device {args.device}, "
+          f"{args.threads} torch thread(s)")
+    print(f"{'method':12s} {'s/sample':>10s} {'vs nlopt':>9s} {'conv':>6s} {'med gap':>9s} {'max gap':>9s} "
+          f"{'<=0.1%':>7s} {'max vs nlopt':>12s}")
     for k, r in results.items():
         gap = (r.margin - best) / best
         ratio = secs["nlopt"] / secs[k] if "nlopt" in secs else float("nan")

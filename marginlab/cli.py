@@ -19,11 +19,14 @@ __all__ = ["main"]
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="marginlab", description="Study classification margins of neural networks.")
+    ap = argparse.ArgumentParser(prog="marginlab",
+                                 description="Study classification margins of neural networks.")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("demo", help="train a small model on a built-in dataset and report margins (no network)")
-    d.add_argument("--dataset", default="moons", help="moons, circles, spirals, xor, blobs or mnist (default moons)")
+    d = sub.add_parser("demo",
+                       help="train a small model on a built-in dataset and report margins (no network)")
+    d.add_argument("--dataset", default="moons",
+                   help="moons, circles, spirals, xor, blobs or mnist (default moons)")
     d.add_argument("--n-samples", type=int, default=600, help="toy datasets: number of points (default 600)")
     d.add_argument("--noise", type=float, default=0.15, help="toy datasets: noise level >= 0 (default 0.15)")
     d.add_argument("--hidden", type=int, nargs="*", default=None,
@@ -53,7 +56,8 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--list", action="store_true", help="list the built-in studies and exit")
     r.add_argument("--no-findings", action="store_true",
                    help="do not print whether the paper's findings are reproduced (built-in studies)")
-    r.add_argument("--dump", action="store_true", help="print the validated spec as JSON and exit (no training)")
+    r.add_argument("--dump", action="store_true",
+                   help="print the validated spec as JSON and exit (no training)")
     return ap
 
 
@@ -99,14 +103,14 @@ def _demo(args) -> int:
           f"{ok.sum()} verified, {int(res.skipped.sum())} misclassified skipped, "
           f"{int((~ok & ~res.skipped).sum())} not converged")
     if ok.any():
-        print(f"        min {m.min():.4f}  median {np.median(m):.4f}  mean {m.mean():.4f}  max {m.max():.4f}; "
-              f"max residual |f_i - f_j| {np.nanmax(res.residual[ok]):.2e}")
+        print(f"        min {m.min():.4f}  median {np.median(m):.4f}  mean {m.mean():.4f}  "
+              f"max {m.max():.4f}; max residual |f_i - f_j| {np.nanmax(res.residual[ok]):.2e}")
         if train.corruption:
             for name, mask in (("clean", ~sub.corrupted), ("corrupt", sub.corrupted)):
                 sel = ok & mask
                 if sel.any():
-                    print(f"        {name}:{train.corruption}-corrupted mean margin {res.margin[sel].mean():.4f} "
-                          f"({sel.sum()} samples)")
+                    print(f"        {name}:{train.corruption}-corrupted mean margin "
+                          f"{res.margin[sel].mean():.4f} ({sel.sum()} samples)")
     if args.save:
         path = save_model(args.save, model, dataset=train, history=hist)
         print(f"saved:  {path}")

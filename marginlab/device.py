@@ -26,7 +26,8 @@ def resolve_device(device="auto") -> torch.device:
         try:
             dev = torch.device(device)
         except RuntimeError as exc:
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {device!r}") from exc
+            raise ValueError("device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; "
+                             f"got {device!r}") from exc
     else:
         raise TypeError(f"device must be a string or torch.device, got {type(device).__name__}")
     available = available_devices()

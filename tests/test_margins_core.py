@@ -40,7 +40,8 @@ def test_binary_linear_closed_form_all_norms():
         expect = g / np.linalg.norm(w, ord=q, axis=1)
         np.testing.assert_allclose(r.margin, expect, rtol=1e-5)
         assert r.converged.all()
-        np.testing.assert_allclose(np.linalg.norm(r.point - X.double().numpy(), ord=p, axis=1), expect, rtol=1e-5)
+        np.testing.assert_allclose(np.linalg.norm(r.point - X.double().numpy(), ord=p, axis=1), expect,
+                                   rtol=1e-5)
     # exact solvers: distance and the exact boundary point (l2 projection onto the hyperplane)
     point = X.double().numpy() - (g / (w * w).sum(1))[:, None] * w
     for method in ("batched", "deepfool"):

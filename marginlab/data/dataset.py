@@ -47,7 +47,8 @@ class Dataset:
             raise ValueError(f"X must have shape (n, ...) with n = len(y) = {y.shape[0]}, got {X.shape}")
         y = y.astype(np.int64)
         if y.size and (y.min() < 0 or y.max() >= self.n_classes):
-            raise ValueError(f"labels must lie in [0, {self.n_classes - 1}], got range [{y.min()}, {y.max()}]")
+            raise ValueError(f"labels must lie in [0, {self.n_classes - 1}], "
+                             f"got range [{y.min()}, {y.max()}]")
         self.X, self.y = X, y
         n = len(y)
         if self.corrupted is None:

@@ -94,7 +94,8 @@ def read_idx(path) -> np.ndarray:
     shape = struct.unpack(">" + "I" * ndim, data[4:header])
     n = int(np.prod(shape))
     if len(data) - header != n:
-        raise MNISTError(f"{path} holds {len(data) - header} bytes of data, its header promises {n}: truncated")
+        raise MNISTError(f"{path} holds {len(data) - header} bytes of data, "
+                         f"its header promises {n}: truncated")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -192,7 +193,8 @@ def load_mnist(split: str = "train", *, root=None, download: bool = False, offli
                     raise
         if _has_split(cdir, split):
             X, y = read_idx_split(cdir, split)
-            origin, source = "cache", f"MNIST {split} split, official IDX files cached in {cdir} (MD5 verified)"
+            origin, source = "cache", (f"MNIST {split} split, official IDX files cached in {cdir} "
+                                       "(MD5 verified)")
         elif offline_ok:
             X, y, prov = _offline(split)
             origin = "offline"

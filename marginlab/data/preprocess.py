@@ -83,7 +83,8 @@ def binary_relabel(ds: Dataset, positive, *, name: str = "binary") -> Dataset:
     positive = np.asarray([check_int(c, "positive[]", min_value=0, max_value=ds.n_classes - 1)
                            for c in positive])
     if positive.size == 0 or positive.size >= ds.n_classes:
-        raise ValueError(f"positive must be a non-empty proper subset of the classes, got {positive.tolist()}")
+        raise ValueError("positive must be a non-empty proper subset of the classes, "
+                         f"got {positive.tolist()}")
     y = np.isin(ds.y, positive).astype(np.int64)
     y_orig = np.isin(ds.y_original, positive).astype(np.int64)
     return ds.replace(y=y, y_original=y_orig, n_classes=2, class_names=("rest", name),

@@ -26,7 +26,8 @@ from .result import MarginResult
 __all__ = [
     "MarginResult", "compute_margins", "get_method", "METHODS", "BatchedSolver", "NloptSolver", "Linearized",
     "DeepFool", "Interpolation", "RandomDirections", "LipschitzEstimate", "CrownBound", "output_margin",
-    "normalized_margins", "frobenius_normalized_margin", "spectrally_normalized_margin", "spectral_complexity",
+    "normalized_margins", "frobenius_normalized_margin", "spectrally_normalized_margin",
+    "spectral_complexity",
     "maximum_margin",
 ]
 
@@ -44,7 +45,8 @@ METHODS = {
 
 _LAZY = {cls: mod for mod, cls in METHODS.values()}
 _LAZY.update({
-    "output_margin": "normalized", "normalized_margins": "normalized", "frobenius_normalized_margin": "normalized",
+    "output_margin": "normalized", "normalized_margins": "normalized",
+    "frobenius_normalized_margin": "normalized",
     "spectrally_normalized_margin": "normalized", "spectral_complexity": "normalized",
     "maximum_margin": "nearest",
 })
@@ -71,8 +73,8 @@ def get_method(method, **options):
     return getattr(importlib.import_module(f"{__name__}.{mod}"), cls)(**options)
 
 
-def compute_margins(model, X, *, method="batched", y=None, layer=0, p=2, skip_misclassified=False, signed=False,
-                    classes=None, device=None, client=None, **method_options) -> MarginResult:
+def compute_margins(model, X, *, method="batched", y=None, layer=0, p=2, skip_misclassified=False,
+                    signed=False, classes=None, device=None, client=None, **method_options) -> MarginResult:
     """Distance of each sample to the nearest decision boundary of ``model`` (seed 000 Eq. 1-3).
 
     Parameters

@@ -142,7 +142,8 @@ def prepare(model, X, *, y=None, layer=0, classes=None, device=None) -> Problem:
         label = np.asarray(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y)
         if label.shape != (n,):
             raise ValueError(f"y must have shape ({n},), got {label.shape}")
-        if not np.issubdtype(label.dtype, np.integer) or (label.size and (label.min() < 0 or label.max() >= K)):
+        if not np.issubdtype(label.dtype, np.integer) or (
+                label.size and (label.min() < 0 or label.max() >= K)):
             raise ValueError(f"y must hold integer labels in [0, {K - 1}]")
         label = label.astype(np.int64)
     if classes is None:
@@ -150,7 +151,8 @@ def prepare(model, X, *, y=None, layer=0, classes=None, device=None) -> Problem:
     else:
         cls = np.unique(np.asarray(classes, dtype=np.int64).ravel())
         if cls.size == 0 or cls.min() < 0 or cls.max() >= K:
-            raise ValueError(f"classes must be a non-empty list of class indices in [0, {K - 1}], got {classes!r}")
+            raise ValueError(f"classes must be a non-empty list of class indices in [0, {K - 1}], "
+                             f"got {classes!r}")
     shape = tuple(Z.shape[1:])
     return Problem(net=_frozen(net), x0=Z.reshape(n, -1).contiguous(), shape=shape, n_classes=K, layer=k,
                    logits=logits, pred=logits.argmax(1).cpu().numpy().astype(np.int64), label=label,
@@ -253,7 +255,8 @@ def ray_root(f64: Float64Net, x: torch.Tensor, z: torch.Tensor, i: torch.Tensor,
 
     def g_at(rows, t):
         lg = f64(x[rows] + t[:, None] * d[rows])
-        return lg[torch.arange(len(rows), device=x.device), i[rows]] - lg[torch.arange(len(rows), device=x.device), j[rows]], lg
+        return (lg[torch.arange(len(rows), device=x.device), i[rows]]
+                - lg[torch.arange(len(rows), device=x.device), j[rows]]), lg
 
     g0, lg0 = g_at(r, torch.zeros(P, dtype=torch.float64, device=x.device))
     evals += 1
@@ -300,7 +303,8 @@ def ray_root(f64: Float64Net, x: torch.Tensor, z: torch.Tensor, i: torch.Tensor,
         side[rows] = torch.where(pos, torch.tensor(-1, dtype=torch.int8, device=x.device),
                                  torch.tensor(1, dtype=torch.int8, device=x.device))
         lo[rows], hi[rows], glo[rows], ghi[rows] = new_lo, new_hi, new_glo, new_ghi
-        done = (g.abs() <= thr_abs[rows]) | ((new_hi - new_lo) <= 1e-15 * torch.clamp(width.abs(), min=1e-300))
+        done = (g.abs() <= thr_abs[rows]) | (
+            (new_hi - new_lo) <= 1e-15 * torch.clamp(width.abs(), min=1e-300))
         done |= (new_hi - new_lo) <= 1e-16
         # record the exact hit as both ends so the closer-|g| pick below returns it
         exact = g.abs() <= thr_abs[rows]

@@ -40,8 +40,8 @@ class MarginMethod:
         keys = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({keys})"
 
-    def __call__(self, model, X, *, y=None, layer=0, p=2, skip_misclassified=False, signed=False, classes=None,
-                 device=None, client=None) -> MarginResult:
+    def __call__(self, model, X, *, y=None, layer=0, p=2, skip_misclassified=False, signed=False,
+                 classes=None, device=None, client=None) -> MarginResult:
         """Margins of ``model`` at inputs ``X`` (n, *model.input_shape); see :func:`compute_margins`."""
         p = check_p(p)
         if self.supported_p is not None and p not in self.supported_p:
@@ -87,8 +87,8 @@ class MarginMethod:
         futures = []
         for start in range(0, n, self.chunk_size):
             sl = slice(start, min(n, start + self.chunk_size))
-            futures.append(client.submit(_call_method, self, model_f, Xn[sl], None if y is None else np.asarray(y)[sl],
-                                         kw, pure=False))
+            futures.append(client.submit(_call_method, self, model_f, Xn[sl],
+                                         None if y is None else np.asarray(y)[sl], kw, pure=False))
         parts = client.gather(futures)
         return parts[0] if len(parts) == 1 else MarginResult.concat(parts)
 

@@ -138,7 +138,8 @@ class BatchedSolver(MarginMethod):
         at the first-order distance."""
         R, P, D = u.shape
         rad = torch.linspace(reach / n_radii, reach, n_radii, device=x.device, dtype=x.dtype)
-        pts = x[None, None] + (rad[:, None, None, None] * d_lin[None, None, :, None]) * u[None]  # (n, R, P, D)
+        # (n, R, P, D)
+        pts = x[None, None] + (rad[:, None, None, None] * d_lin[None, None, :, None]) * u[None]
         pred = prob.f(x).argmax(1)
         cls = prob.f(pts.reshape(-1, D)).argmax(1).reshape(n_radii, R, P)
         hit = cls != pred[None, None, :]
@@ -202,7 +203,8 @@ class BatchedSolver(MarginMethod):
         dist = torch.linalg.vector_norm(out_pts - x64, dim=1)
         # tiny margins (relative to |x|): float32 iterates fix the direction only to ~eps32 |x| / dist, so
         # take one float64 projection step from the verified point and keep it where it verifies closer
-        tiny = torch.nonzero(ok & (dist < 1e-2 * torch.linalg.vector_norm(x64, dim=1).clamp(min=1.0))).flatten()
+        tiny = torch.nonzero(
+            ok & (dist < 1e-2 * torch.linalg.vector_norm(x64, dim=1).clamp(min=1.0))).flatten()
         if tiny.numel():
             zt = out_pts[tiny].clone().requires_grad_(True)
             i64, j64 = Ii[tiny].to(f64.device), Ji[tiny].to(f64.device)

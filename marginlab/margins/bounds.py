@@ -24,7 +24,8 @@ __all__ = ["LipschitzEstimate", "CrownBound"]
 
 def _bound_result(prob, rows, p, skipped, signed, name, S, I, J, dist, tol, info=None):
     P = len(S)
-    return assemble(prob, method=name, p=p, tol=tol, S=S, I=I, J=J, dist=dist, points=np.full((P, prob.dim), np.nan),
+    return assemble(prob, method=name, p=p, tol=tol, S=S, I=I, J=J, dist=dist,
+                    points=np.full((P, prob.dim), np.nan),
                     residual=np.full(P, np.nan), top2=np.zeros(P, bool), ok=np.zeros(P, bool),
                     iters=np.ones(P), evals=np.ones(P), seconds=0.0, skipped=skipped, signed=signed,
                     estimate=True, info=info)
@@ -89,7 +90,8 @@ def _relu_mlp_layers(net):
         elif isinstance(m, (nn.ReLU, nn.Flatten, nn.Identity, nn.Dropout)):
             continue
         else:
-            raise ValueError(f"CrownBound supports ReLU MLPs only (Linear/ReLU layers), found {type(m).__name__}")
+            raise ValueError("CrownBound supports ReLU MLPs only (Linear/ReLU layers), "
+                             f"found {type(m).__name__}")
     relus = sum(isinstance(m, nn.ReLU) for m in mods)
     if relus != len(out) - 1:
         raise ValueError("CrownBound needs a ReLU between consecutive Linear layers")
@@ -118,7 +120,8 @@ def crown_lower(layers, x0, eps, C, p):
                 bu = torch.where(uns, -s * l, torch.zeros_like(l))
                 bias = bias + (An * bu[:, None, :]).sum(2)
                 A = Ap * alpha[:, None, :] + An * s[:, None, :]
-        return (A @ x0[:, :, None]).squeeze(2) - eps[:, None] * lp_norm(A.reshape(-1, A.shape[2]), q).reshape(A.shape[:2]) + bias
+        return ((A @ x0[:, :, None]).squeeze(2)
+                - eps[:, None] * lp_norm(A.reshape(-1, A.shape[2]), q).reshape(A.shape[:2]) + bias)
 
     n = x0.shape[0]
     for k in range(len(layers) - 1):
@@ -169,4 +172,5 @@ class CrownBound(MarginMethod):
             hi = torch.where(ok, hi, mid)
         pos = {int(s): k for k, s in enumerate(rows)}
         d = lo.numpy()[np.asarray([pos[int(s)] for s in S], dtype=np.int64)]
-        return _bound_result(prob, rows, p, skipped, signed, self.name, S, I, J, d, self.tol, {"certified": True})
+        return _bound_result(prob, rows, p, skipped, signed, self.name, S, I, J, d, self.tol,
+                             {"certified": True})

@@ -24,7 +24,8 @@ class DeepFool(MarginMethod):
 
     name = "deepfool"
 
-    def __init__(self, *, max_iter: int = 50, overshoot: float = 0.02, tol: float = 1e-6, chunk_size: int = 512):
+    def __init__(self, *, max_iter: int = 50, overshoot: float = 0.02, tol: float = 1e-6,
+                 chunk_size: int = 512):
         super().__init__(tol=tol, chunk_size=chunk_size)
         self.max_iter = check_int(max_iter, "max_iter", min_value=1)
         self.overshoot = check_float(overshoot, "overshoot", min_value=0.0, max_value=1.0)

@@ -103,7 +103,8 @@ class RandomDirections(MarginMethod):
         d = torch.where(found, hi, torch.full_like(hi, float("nan"))).reshape(n, m)
         est = d.nanmean(1)
         return assemble(prob, method=self.name, p=p, tol=self.tol, S=np.asarray(rows), I=prob.pred[rows],
-                        J=np.full(n, -1) if False else f64(x + (hi.reshape(n, m)[:, :1] * u[:, 0])).argmax(1).cpu().numpy(),
+                        J=(np.full(n, -1) if False
+                           else f64(x + (hi.reshape(n, m)[:, :1] * u[:, 0])).argmax(1).cpu().numpy()),
                         dist=est.cpu().numpy(), points=np.full((n, D), np.nan), residual=np.full(n, np.nan),
                         top2=np.zeros(n, bool), ok=np.zeros(n, bool), iters=np.full(n, self.steps),
                         evals=np.full(n, m * self.steps), seconds=0.0, skipped=skipped, signed=signed,

@@ -43,7 +43,8 @@ class Linearized(MarginMethod):
             g = g.detach()
             wn = lp_norm(w, dual_norm(p))
             # zero gradient (dead ReLU region, saturated unit): no finite first-order distance, flagged NaN
-            est = torch.where(wn > 0, g / torch.where(wn > 0, wn, torch.ones_like(wn)), torch.full_like(g, float("nan")))
+            est = torch.where(wn > 0, g / torch.where(wn > 0, wn, torch.ones_like(wn)),
+                              torch.full_like(g, float("nan")))
             pts = x.double() + lp_step(w.double(), g.double(), p)
             lg = f64(pts)
             res, top2, ok = verify(lg, Ii.to(lg.device), Ji.to(lg.device), self.tol)
@@ -53,7 +54,8 @@ class Linearized(MarginMethod):
             pts = torch.zeros((0, prob.dim))
             res = top2 = ok = torch.zeros(0, dtype=torch.bool)
             n_zero = 0
-        return assemble(prob, method=self.name, p=p, tol=self.tol, S=S, I=I, J=J, dist=est.double().cpu().numpy(),
-                        points=pts.cpu().numpy(), residual=res.double().cpu().numpy(), top2=top2.cpu().numpy(),
+        return assemble(prob, method=self.name, p=p, tol=self.tol, S=S, I=I, J=J,
+                        dist=est.double().cpu().numpy(), points=pts.cpu().numpy(),
+                        residual=res.double().cpu().numpy(), top2=top2.cpu().numpy(),
                         ok=ok.cpu().numpy(), iters=np.ones(len(S)), evals=np.ones(len(S)), seconds=0.0,
                         skipped=skipped, signed=signed, estimate=True, info={"zero_gradient": n_zero})

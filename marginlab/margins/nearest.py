@@ -15,7 +15,8 @@ from ._core import _as_tensor
 __all__ = ["maximum_margin"]
 
 
-def maximum_margin(X, y, *, reference_X=None, reference_y=None, p=2, chunk_size: int = 1024, return_index=False):
+def maximum_margin(X, y, *, reference_X=None, reference_y=None, p=2, chunk_size: int = 1024,
+                   return_index=False):
     """Distance from each row of ``X`` to the nearest row of the reference set with a different label.
 
     Parameters

@@ -55,7 +55,8 @@ class NloptSolver(MarginMethod):
         self.maxtime = check_float(maxtime, "maxtime", min_value=0.0, min_inclusive=False)
         self.xtol_rel = check_float(xtol_rel, "xtol_rel", min_value=0.0, min_inclusive=False)
         self.ftol_rel = check_float(ftol_rel, "ftol_rel", min_value=0.0, min_inclusive=False)
-        self.constraint_tol = check_float(constraint_tol, "constraint_tol", min_value=0.0, min_inclusive=False)
+        self.constraint_tol = check_float(constraint_tol, "constraint_tol", min_value=0.0,
+                                          min_inclusive=False)
         self.start_radius = check_float(start_radius, "start_radius", min_value=0.0, min_inclusive=False)
         self.n_jobs = check_int(n_jobs, "n_jobs", min_value=-1)
         self.seed = check_int(seed, "seed", min_value=0)

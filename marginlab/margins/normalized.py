@@ -17,8 +17,8 @@ import torch
 
 from ._core import _as_tensor
 
-__all__ = ["output_margin", "frobenius_normalized_margin", "spectrally_normalized_margin", "spectral_complexity",
-           "normalized_margins"]
+__all__ = ["output_margin", "frobenius_normalized_margin", "spectrally_normalized_margin",
+           "spectral_complexity", "normalized_margins"]
 
 
 def _weights(model):

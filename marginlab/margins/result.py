@@ -155,5 +155,5 @@ class MarginResult:
         n = len(self)
         ok = int(self.converged.sum())
         med = np.nanmedian(self.margin) if np.isfinite(self.margin).any() else float("nan")
-        return (f"MarginResult(method={self.method!r}, n={n}, converged={ok}/{n}, p={self.p:g}, layer={self.layer}, "
-                f"median_margin={med:.4g})")
+        return (f"MarginResult(method={self.method!r}, n={n}, converged={ok}/{n}, p={self.p:g}, "
+                f"layer={self.layer}, median_margin={med:.4g})")

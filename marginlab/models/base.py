@@ -73,8 +73,8 @@ class MarginNet(nn.Module):
             raise TypeError(f"layer must be an int or a name, got {layer!r}")
         k = layer + self.n_layers if layer < 0 else layer
         if not 0 <= k < self.n_layers:
-            raise ValueError(f"layer must be in [0, {self.n_layers - 1}] (or a name in {list(self.layer_names)}),"
-                             f" got {layer}")
+            raise ValueError(f"layer must be in [0, {self.n_layers - 1}] "
+                             f"(or a name in {list(self.layer_names)}), got {layer}")
         return k
 
     def forward_with_activations(self, x, layers=None):

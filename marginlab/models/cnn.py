@@ -24,7 +24,8 @@ class CNN(MarginNet):
         n_classes = check_int(n_classes, "n_classes", min_value=2)
         shape = tuple(int(s) for s in input_shape)
         if len(shape) != 3 or shape[1] < 8 or shape[2] < 8:
-            raise ValueError(f"input_shape must be (channels, height, width) with height, width >= 8, got {shape}")
+            raise ValueError("input_shape must be (channels, height, width) with height, width >= 8, "
+                             f"got {shape}")
         c = shape[0]
         chans = [c, k, 2 * k, 4 * k, 8 * k]
         with seeded(seed):
@@ -32,8 +33,8 @@ class CNN(MarginNet):
             for i in range(3):
                 blocks.append(nn.Sequential(nn.Conv2d(chans[i], chans[i + 1], 3, padding=1),
                                             make_activation(activation), nn.MaxPool2d(2)))
-            blocks.append(nn.Sequential(nn.Conv2d(chans[3], chans[4], 3, padding=1), make_activation(activation),
-                                        nn.AdaptiveAvgPool2d(1), nn.Flatten()))
+            blocks.append(nn.Sequential(nn.Conv2d(chans[3], chans[4], 3, padding=1),
+                                        make_activation(activation), nn.AdaptiveAvgPool2d(1), nn.Flatten()))
             blocks.append(nn.Sequential(nn.Linear(8 * k, fc), make_activation(activation)))
             blocks.append(nn.Sequential(nn.Linear(fc, n_classes)))
         names = ["input", "conv1", "conv2", "conv3", "conv4", "fc"]

@@ -42,7 +42,8 @@ def save_model(path, model: MarginNet, *, dataset=None, history=None, extra: dic
         "dataset": None if dataset is None else {
             "name": dataset.name, "source": dataset.source, "n": len(dataset),
             "corruption": dataset.corruption, "corruption_fraction": dataset.corruption_fraction},
-        "history": None if history is None else (history.to_dict() if hasattr(history, "to_dict") else history),
+        "history": None if history is None else (
+            history.to_dict() if hasattr(history, "to_dict") else history),
         "extra": extra or {},
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")

@@ -59,7 +59,8 @@ def _predict_logits(model, X, batch_size):
     return torch.cat([model(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
 
 
-def evaluate(model, data, *, loss="cross_entropy", batch_size: int = 1024, device=None) -> tuple[float, float]:
+def evaluate(model, data, *, loss="cross_entropy", batch_size: int = 1024,
+             device=None) -> tuple[float, float]:
     """``(mean loss, accuracy)`` of ``model`` on a :class:`Dataset` or an ``(X, y)`` pair of tensors."""
     loss_fn = get_loss(loss)
     dev = model.device if device is None else resolve_device(device)
@@ -117,7 +118,8 @@ class Trainer:
             raise TypeError(f"val must be a marginlab Dataset or None, got {type(val).__name__}")
         if tuple(train.input_shape) != tuple(model.input_shape) and int(np.prod(train.input_shape)) != int(
                 np.prod(model.input_shape)):
-            raise ValueError(f"train inputs have shape {train.input_shape}, the model expects {model.input_shape}")
+            raise ValueError(f"train inputs have shape {train.input_shape}, "
+                             f"the model expects {model.input_shape}")
         if train.n_classes > model.n_classes:
             raise ValueError(f"train has {train.n_classes} classes, the model only {model.n_classes} outputs")
         self.batch_size = check_int(batch_size, "batch_size", min_value=1)
@@ -295,10 +297,12 @@ class Trainer:
                 rec = self.run_epoch()
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in rec.items() if k in ("loss", "acc", "val_acc")})
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in rec.items()
+                                     if k in ("loss", "acc", "val_acc")})
                 if target_train_acc is not None and rec["acc"] >= target_train_acc - 1e-12:
                     # running accuracy is measured while weights move: confirm on the full training set
-                    if self.history.train_metrics == "full" or self.train_accuracy() >= target_train_acc - 1e-12:
+                    if (self.history.train_metrics == "full"
+                            or self.train_accuracy() >= target_train_acc - 1e-12):
                         break
                 if self.stop_training:
                     break

@@ -31,7 +31,8 @@ def _adam(params, lr, betas=(0.9, 0.999), weight_decay=0.0, eps=1e-8):
 
 def _rmsprop(params, lr, alpha=0.99, momentum=0.0, weight_decay=0.0, eps=1e-8):
     weight_decay = check_float(weight_decay, "weight_decay", min_value=0.0)
-    return torch.optim.RMSprop(params, lr=lr, alpha=alpha, momentum=momentum, weight_decay=weight_decay, eps=eps)
+    return torch.optim.RMSprop(params, lr=lr, alpha=alpha, momentum=momentum, weight_decay=weight_decay,
+                               eps=eps)
 
 
 OPTIMIZERS: dict = {"sgd": _sgd, "adam": _adam, "rmsprop": _rmsprop}
@@ -61,7 +62,8 @@ def make_optimizer(optimizer, params, lr: float, **options) -> torch.optim.Optim
         return optimizer(params, lr=lr, **options)
     if callable(optimizer):
         return optimizer(params, lr=lr, **options)
-    raise TypeError(f"optimizer must be a name, an Optimizer class or a factory, got {type(optimizer).__name__}")
+    raise TypeError("optimizer must be a name, an Optimizer class or a factory, "
+                    f"got {type(optimizer).__name__}")
 
 
 # -- Nero ---------------------------------------------------------------------------------------------------
