@@ -220,3 +220,52 @@ def json_spec(tmp_path):
     path = tmp_path / "toy.json"
     path.write_text(json.dumps(TOY))
     return str(path)
+
+
+# -- findings on tables with known answers ------------------------------------------------------------
+def _amr_tables(mean_by_epoch, min_by_epoch):
+    """A synthetic average-margin-regularizer run: 4 tracked training samples per epoch whose mean and signed
+    minimum are given; one sample misclassified while its target minimum is negative."""
+    from types import SimpleNamespace
+
+    rows = []
+    for e, (mean, mn) in enumerate(zip(mean_by_epoch, min_by_epoch)):
+        rest = (4 * mean - abs(mn)) / 3  # the other three share the rest of the mean of |margin|
+        for r, (m, ok) in enumerate([(abs(mn), mn >= 0), (rest, True), (rest, True), (rest, True)]):
+            for v in ("std", "amr"):
+                rows.append(dict(variant=v, split="train", epoch=e, row=r, margin=m, correct=ok))
+    units = pd.DataFrame(dict(variant=["std", "amr"], val_acc=[0.9, 0.9], mean_margin_val=[1.0, 1.1]))
+    curves = pd.DataFrame(dict(variant=["std", "amr"], eps=[1.0, 1.0], accuracy=[0.2, 0.3]))
+    spec = SimpleNamespace(name="average-margin-regularizer")
+    return SimpleNamespace(units=units, curves=curves, trajectory=pd.DataFrame(rows), spec=spec)
+
+
+def test_mlp_tradeoff_claim_follows_the_numbers():
+    from marginlab.experiments.findings import average_margin_regularizer
+    from marginlab.experiments.results import signed_margins
+
+    res = _amr_tables([0.2, 1.0, 0.9, 0.8], [-0.5, -0.1, 0.05, 0.2])
+    t = res.trajectory[res.trajectory.variant == "std"]
+    s = signed_margins(t)
+    assert (s[~t.correct.to_numpy()] < 0).all() and (s[t.correct.to_numpy()] >= 0).all()
+    claim = [c for c in average_margin_regularizer(res).claims if "§4.2" in c[0]][0]
+    # averages of signed margins: epoch 1's misclassified sample counts -0.1, so (4 * 1.0 - 0.2) / 4
+    assert claim[1] is True and "0.950 (epoch 1, its peak) → 0.800 (epoch 3)" in claim[2]
+    assert "-0.100 → 0.200" in claim[2]
+    # the average still rising at the end: not reproduced
+    rising = _amr_tables([0.2, 0.5, 0.9, 1.0], [-0.5, -0.1, 0.05, 0.2])
+    assert [c for c in average_margin_regularizer(rising).claims if "§4.2" in c[0]][0][1] is False
+    # the minimum falling: not reproduced
+    falling = _amr_tables([0.2, 1.0, 0.9, 0.8], [-0.5, 0.3, 0.2, 0.1])
+    assert [c for c in average_margin_regularizer(falling).claims if "§4.2" in c[0]][0][1] is False
+
+
+def test_margin_trajectory_draws_signed_minimum():
+    from marginlab.viz import studies as vs
+
+    res = _amr_tables([0.2, 1.0, 0.9, 0.8], [-0.5, -0.1, 0.05, 0.2])
+    fig = vs.margin_trajectory(res.trajectory, color="variant", show_min=True)
+    mins = {tr.name: list(tr.y) for tr in fig.data if tr.name.startswith("minimum")}
+    assert set(mins) == {"minimum (std)", "minimum (amr)"}
+    np.testing.assert_allclose(mins["minimum (std)"], [-0.5, -0.1, 0.05, 0.2])
+    assert len(vs.margin_trajectory(res.trajectory, color="variant").data) == 2  # averages only by default

@@ -6,7 +6,9 @@ import json
 from functools import cached_property
 from pathlib import Path
 
-__all__ = ["Results"]
+import numpy as np
+
+__all__ = ["Results", "signed_margins"]
 
 
 class Results:
@@ -90,3 +92,12 @@ class Results:
         """Measurements the spec asked for that could not be made (a dependency was not installed)."""
         vals = self.units["missing"].dropna().tolist() if "missing" in self.units else []
         return sorted({m for v in vals for m in v.split(";") if m})
+
+
+def signed_margins(table) -> np.ndarray:
+    """Margins of a samples or trajectory table with misclassified samples negative (distance to the boundary
+    with the sign of correctness), whether the table stores distances or already signed margins."""
+    m = np.abs(table["margin"].to_numpy(float))
+    if "correct" not in table:
+        return table["margin"].to_numpy(float)
+    return np.where(table["correct"].to_numpy(bool), m, -m)

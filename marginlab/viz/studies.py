@@ -251,12 +251,18 @@ def distance_matrix_figure(X, margin, corrupted, *, k=None, title=None, width=56
     )
 
 
-def margin_trajectory(trajectory, *, color="split", reference=None, title=None, width=620, height=380):
-    """Seed 002 Fig. 1a/b: minimum and average margin vs epoch (log x). ``reference``: ``{name: value}``
-    horizontal lines (e.g. the SVM's minimum / average margin)."""
+def margin_trajectory(
+    trajectory, *, color="split", reference=None, show_min=False, title=None, width=620, height=380
+):
+    """Seed 002 Figs. 1a/b and 2: minimum and average margin vs epoch (log x). ``reference``:
+    ``{name: value}`` horizontal lines (e.g. the SVM's minimum / average margin). ``show_min``: also the
+    minimum over each group's tracked samples (dashed; misclassified samples count as negative margins)."""
+    from ..experiments.results import signed_margins
+
     go = _go()
     df = trajectory[trajectory["row"] >= 0]
-    agg = df.groupby([color, "epoch"])["margin"].agg(["mean", "min"]).reset_index()
+    df = df.assign(signed=signed_margins(df))
+    agg = df.groupby([color, "epoch"]).agg(mean=("margin", "mean"), min=("signed", "min")).reset_index()
     allmin = trajectory[trajectory["split"] == "train-all-min"]
     fig = go.Figure()
     for i, (key, sub) in enumerate(agg.groupby(color, sort=False)):
@@ -270,6 +276,16 @@ def margin_trajectory(trajectory, *, color="split", reference=None, title=None, 
                 line=dict(color=_PALETTE[i % 8]),
             )
         )
+        if show_min:
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=sub["min"],
+                    mode="lines+markers",
+                    name=f"minimum ({key})",
+                    line=dict(color=_PALETTE[i % 8], dash="dash"),
+                )
+            )
     if len(allmin):
         fig.add_trace(
             go.Scatter(
