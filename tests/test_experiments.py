@@ -269,3 +269,34 @@ def test_margin_trajectory_draws_signed_minimum():
     assert set(mins) == {"minimum (std)", "minimum (amr)"}
     np.testing.assert_allclose(mins["minimum (std)"], [-0.5, -0.1, 0.05, 0.2])
     assert len(vs.margin_trajectory(res.trajectory, color="variant").data) == 2  # averages only by default
+
+
+def test_odn_mean_std_ratio_claim_follows_the_numbers():
+    from types import SimpleNamespace
+
+    from marginlab.experiments.findings import margin_losses
+
+    rng = np.random.default_rng(0)
+
+    def run(odn_std):
+        rows, units, curves = [], [], []
+        for v, (mu, sd) in {"xent": (1.0, 0.5), "odn": (1.0, odn_std), "hinge": (0.8, 0.5)}.items():
+            m = mu + sd * rng.standard_normal(400)
+            rows += [dict(split="val", corruption="label", n_train=300, variant=v, margin=x, label=i % 10)
+                     for i, x in enumerate(m)]
+            units.append(dict(corruption="label", n_train=300, variant=v, val_acc=0.8))
+            curves += [dict(corruption="label", n_train=300, variant=v, attack="fgsm", eps=e, accuracy=0.5)
+                       for e in (0.0, 0.1)]
+        return SimpleNamespace(samples=pd.DataFrame(rows), units=pd.DataFrame(units),
+                               curves=pd.DataFrame(curves), spec=SimpleNamespace(name="margin-losses"))
+
+    def claim(res):
+        return [c for c in margin_losses(res).claims if "mean/std ratio" in c[0]][0]
+
+    res = run(0.25)  # ratio ~4 vs ~2
+    g = res.samples.groupby("variant")["margin"]
+    expect = g.mean() / g.std()
+    tight = claim(res)
+    assert tight[1] is True
+    assert f"odn {expect['odn']:.2f}" in tight[2] and f"xent {expect['xent']:.2f}" in tight[2]
+    assert claim(run(1.0))[1] is False  # ratio ~1 vs ~2

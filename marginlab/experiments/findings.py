@@ -329,6 +329,13 @@ def margin_losses(res, variance_ratios: dict | None = None) -> Report:
             others["mean_margin"].max() > sub.loc["xent", "mean_margin"],
             ", ".join(f"{k} {v:.3f}" for k, v in sub["mean_margin"].items()),
         )
+        if "odn" in sub.index:
+            rep.add(
+                f"ODN's margin distribution has a larger mean/std ratio than cross-entropy's (seed 003 §4.5, "
+                f"Fig. 5; {setting})",
+                sub.loc["odn", "mean_std_ratio"] > sub.loc["xent", "mean_std_ratio"],
+                ", ".join(f"{k} {v:.2f}" for k, v in sub["mean_std_ratio"].items()),
+            )
         rcols = [col for col in sub.columns if col.startswith("acc:")]
         for col in rcols:
             rep.add(
