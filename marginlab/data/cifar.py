@@ -22,7 +22,6 @@ Every batch is checked: uint8 ``data`` of shape (n, 3072), ``labels`` of length 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -33,6 +32,7 @@ import numpy as np
 
 from .._validation import check_choice
 from .dataset import Dataset
+from .mnist import _md5  # one streamed MD5 for every downloaded file
 
 __all__ = ["CIFAR10_URL", "CIFAR10_ARCHIVE", "CIFAR10_MD5", "CIFAR10_FOLDER", "CIFAR10_FILES", "CIFARError",
            "load_cifar10", "cifar10_available", "fetch_cifar10", "cache_dir", "find_cifar10"]
@@ -102,14 +102,6 @@ def cifar10_available(root=None) -> bool:
 
 
 # -- checking and reading ----------------------------------------------------------------------------
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify_archive(path, expected: str | None = None) -> None:
     """Raise :class:`CIFARError` unless ``path`` has the official MD5 sum (:data:`CIFAR10_MD5`)."""
     path = Path(path)
