@@ -168,6 +168,9 @@ NORMALIZED_MARGIN = {
                 "optimizer": "nero",
                 "lr": 0.01,
                 "constraints": [{"kind": "frobenius", "max_norm": 1.0}],
+                # the paper trains to 100% training accuracy; 40 epochs leave random labels at ~46% with this
+                # target, 200 reach ~91% (a few seconds)
+                "epochs": 200,
             },
         ],
         "train": {"epochs": 40},
