@@ -55,6 +55,21 @@ class Report:
         return self.to_markdown()
 
 
+def _masking_note(curves, threshold: float = 0.05):
+    """A note naming the models whose attack gradients were exactly zero for more than ``threshold`` of the
+    samples: their robust accuracy is overstated (gradient masking), see marginlab.experiments.robustness."""
+    if "zero_grad" not in curves or not (curves["zero_grad"] > threshold).any():
+        return None
+    bad = curves[curves["zero_grad"] > threshold]
+    keys = [k for k in ("corruption", "n_train", "variant") if k in bad]
+    worst = bad.groupby(keys + ["attack", "loss"], dropna=False)["zero_grad"].max().reset_index()
+    parts = [
+        " ".join(str(r[k]) for k in keys) + f" {r['attack']} ({r['loss']} loss): {r['zero_grad']:.0%}"
+        for _, r in worst.iterrows()
+    ]
+    return "gradient masking: zero attack gradients for " + "; ".join(parts)
+
+
 def _scale_note(res):
     u = res.units
     return (
@@ -281,6 +296,8 @@ def average_margin_regularizer(res) -> Report:
             f"{peak}, its peak) → {per.loc[last, 'mean']:.3f} (epoch {last}); minimum (signed) "
             f"{per.loc[peak, 'min']:.3f} → {per.loc[last, 'min']:.3f}",
         )
+    if (note := _masking_note(c)) is not None:
+        rep.notes.append(note)
     rep.notes.append(
         f"clean accuracy {acc['amr']:.3f} (AMR) vs {acc['std']:.3f} (standard); {_scale_note(res)}"
     )
@@ -352,6 +369,8 @@ def margin_losses(res, variance_ratios: dict | None = None) -> Report:
             best != "xent",
             ", ".join(f"{k} {v:.2f}" for k, v in variance_ratios.items()),
         )
+    if (note := _masking_note(c)) is not None:
+        rep.notes.append(note)
     rep.notes.append(_scale_note(res))
     return rep
 

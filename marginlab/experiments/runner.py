@@ -458,7 +458,7 @@ def compute_unit(spec, unit) -> dict:
             summary[f"mean_margin_{s}"] = float(m.mean())
             summary[f"converged_{s}"] = float(samples.loc[samples.split == s, "converged"].mean())
 
-        curves = pd.DataFrame(columns=["attack", "eps", "accuracy", "n"])
+        curves = pd.DataFrame(columns=["attack", "eps", "accuracy", "n", "loss", "zero_grad"])
         if spec.robustness:
             from .robustness import robust_accuracy
 
@@ -473,6 +473,7 @@ def compute_unit(spec, unit) -> dict:
                 eps=r["eps"],
                 steps=r["steps"],
                 seed=unit.seed,
+                loss=r["loss"],
             )
     summary["missing"] = sorted(set(missing))
     summary["seconds"] = time.perf_counter() - t_start

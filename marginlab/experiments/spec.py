@@ -42,6 +42,7 @@ FAMILIES = ("mlp", "cnn", "linear")
 IMAGE_DATASETS = ("mnist", "cifar10")
 DATASETS = (*IMAGE_DATASETS, "moons", "circles", "spirals", "xor", "blobs")
 ATTACKS = ("fgsm", "ifgsm", "pgd", "noise")
+ATTACK_LOSSES = ("margin", "xent")  # as in marginlab.experiments.robustness (which imports torch)
 
 # Allowed keys per section with their defaults (None: "not set"). Unknown keys are rejected.
 SPEC_KEYS = {
@@ -116,7 +117,16 @@ SPEC_KEYS = {
         "track_method": None,
         "svm_reference": False,
     },
-    "robustness": {"attacks": ["fgsm"], "eps": [0.05, 0.1], "n_samples": 500, "steps": 10, "split": "val"},
+    # loss: what the gradient attacks ascend ("margin": the logit margin, immune to cross-entropy's
+    # saturation; "xent": cross-entropy), see marginlab.experiments.robustness
+    "robustness": {
+        "attacks": ["fgsm"],
+        "eps": [0.05, 0.1],
+        "n_samples": 500,
+        "steps": 10,
+        "split": "val",
+        "loss": "margin",
+    },
     "constraint": {"kind": None, "max_norm": None, "layers": None},
 }
 _TRAIN_OVERRIDABLE = [k for k in SPEC_KEYS["variant"] if k != "name"]
@@ -355,6 +365,7 @@ class ExperimentSpec:
                 check_float(e, f"spec.robustness.eps[{i}]", min_value=0.0)
             check_int(rob["n_samples"], "spec.robustness.n_samples", min_value=1)
             check_int(rob["steps"], "spec.robustness.steps", min_value=1)
+            rob["loss"] = check_choice(rob["loss"], "spec.robustness.loss", ATTACK_LOSSES)
             check_choice(rob["split"], "spec.robustness.split", ("train", "val"))
         quick = top["quick"] or {}
         if not isinstance(quick, dict):
