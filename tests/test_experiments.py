@@ -300,3 +300,21 @@ def test_odn_mean_std_ratio_claim_follows_the_numbers():
     assert tight[1] is True
     assert f"odn {expect['odn']:.2f}" in tight[2] and f"xent {expect['xent']:.2f}" in tight[2]
     assert claim(run(1.0))[1] is False  # ratio ~1 vs ~2
+
+
+def test_differences_within_two_standard_errors_are_not_findings():
+    """Seed 002 Table 1 analogue: AMR 0.006 vs 0.005 robust accuracy on 1,000 samples is noise, 0.30 vs 0.20
+    is not; the threshold is printed with the evidence."""
+    from marginlab.experiments.findings import N_SE, average_margin_regularizer
+
+    def claim(amr_acc, std_acc, n=1000):
+        res = _amr_tables([0.2, 1.0, 0.9, 0.8], [-0.5, -0.1, 0.05, 0.2])
+        res.curves = pd.DataFrame(dict(variant=["std", "amr"], eps=[2.0, 2.0], accuracy=[std_acc, amr_acc],
+                                       n=[n, n]))
+        return [c for c in average_margin_regularizer(res).claims if "PGD" in c[0]][0]
+
+    se = np.hypot(np.sqrt(0.3 * 0.7 / 1000), np.sqrt(0.2 * 0.8 / 1000))
+    strong = claim(0.30, 0.20)
+    assert strong[1] is True and f"± {N_SE * se:.3f}" in strong[2]
+    assert claim(0.006, 0.005)[1] is False
+    assert claim(0.30, 0.20, n=50)[1] is False  # the same accuracies on 50 samples are not a finding

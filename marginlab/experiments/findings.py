@@ -55,6 +55,22 @@ class Report:
         return self.to_markdown()
 
 
+#: a difference counts as a finding only beyond this many standard errors (accuracies: binomial; margins: of
+#: the mean); smaller differences are reported as "NOT reproduced" with the error bar in the evidence
+N_SE = 2.0
+
+_SE_NOTE = (
+    f"a difference counts only beyond {N_SE:g} standard errors (binomial for accuracies, of the mean for "
+    "margins); ± in the evidence is that threshold"
+)
+
+
+def _binom_se(p, n):
+    n = np.asarray(n, float)
+    p = np.asarray(p, float)
+    return np.sqrt(np.clip(p * (1 - p), 0, None) / np.where(n > 0, n, np.nan))
+
+
 def _masking_note(curves, threshold: float = 0.05):
     """A note naming the models whose attack gradients were exactly zero for more than ``threshold`` of the
     samples: their robust accuracy is overstated (gradient masking), see marginlab.experiments.robustness."""
@@ -268,17 +284,42 @@ def average_margin_regularizer(res) -> Report:
     acc = u.groupby("variant")["val_acc"].mean()
     rob = c.groupby(["variant", "eps"])["accuracy"].mean().unstack()
     rep.numbers.update(avg_margin=am.to_dict(), clean_acc=acc.to_dict(), robust=rob.round(4).to_dict())
+    # average margin: paired over the same test samples (both models see the same rows)
+    s = getattr(res, "samples", None)
+    d, se = am["amr"] - am["std"], float("nan")
+    if s is not None and len(s):
+        split = "val" if (s.split == "val").any() else "train"
+        v = s[s.split == split]
+        keys = [k for k in ("seed", "row") if k in v]
+        pair = v[v.variant == "amr"].merge(v[v.variant == "std"], on=keys, suffixes=("_a", "_s"))
+        diff = (pair["margin_a"] - pair["margin_s"]).dropna()
+        if len(diff) > 1:
+            d, se = float(diff.mean()), float(diff.std() / np.sqrt(len(diff)))
     rep.add(
         "AMR has the larger average margin",
-        am["amr"] > am["std"],
-        f"average test margin {am['amr']:.3f} (AMR) vs {am['std']:.3f} (standard)",
+        d > N_SE * se,
+        f"average test margin {am['amr']:.3f} (AMR) vs {am['std']:.3f} (standard); paired difference "
+        f"{d:+.4f} ± {N_SE * se:.4f}",
     )
-    e = max(rob.columns)
+    n = c.groupby(["variant", "eps"])["n"].sum().unstack() if "n" in c else rob * np.nan
+    eps_pos = [e for e in rob.columns if e > 0]
+    diffs = {e: rob.loc["amr", e] - rob.loc["std", e] for e in eps_pos}
+    ses = {}
+    for e in eps_pos:
+        se_amr = _binom_se(rob.loc["amr", e], n.loc["amr", e])
+        se_std = _binom_se(rob.loc["std", e], n.loc["std", e])
+        ses[e] = float(np.hypot(se_amr, se_std))
     rep.add(
         "AMR has higher robust accuracy under l2 PGD, especially at large eps",
-        rob.loc["amr", e] > rob.loc["std", e],
-        "; ".join(f"eps {k:g}: {rob.loc['amr', k]:.3f} vs {rob.loc['std', k]:.3f}" for k in rob.columns),
+        any(diffs[e] > N_SE * ses[e] for e in eps_pos)
+        and not any(diffs[e] < -N_SE * ses[e] for e in eps_pos),
+        "; ".join(
+            f"eps {k:g}: {rob.loc['amr', k]:.3f} vs {rob.loc['std', k]:.3f}"
+            + (f" (± {N_SE * ses[k]:.3f})" if k in ses else "")
+            for k in rob.columns
+        ),
     )
+    rep.notes.append(_SE_NOTE)
     t = res.trajectory
     t = t[(t.variant == "std") & (t.split == "train") & (t.row >= 0)]
     if t.epoch.nunique() >= 3:
@@ -304,6 +345,20 @@ def average_margin_regularizer(res) -> Report:
     return rep
 
 
+def _beats_xent(sub, col, fmt=".3f"):
+    """(holds, evidence): the best margin loss in ``sub`` (rows: variants) exceeds cross-entropy in ``col`` by
+    more than N_SE standard errors (column ``se:<col>``)."""
+    others = sub.drop(index="xent")
+    best = others[col].idxmax()
+    d = others.loc[best, col] - sub.loc["xent", col]
+    se = float(np.hypot(others.loc[best, f"se:{col}"], sub.loc["xent", f"se:{col}"]))
+    evidence = (
+        f"best {best} {others.loc[best, col]:{fmt}} vs xent {sub.loc['xent', col]:{fmt}} "
+        f"(± {N_SE * se:{fmt}}); all: " + ", ".join(f"{k} {v:{fmt}}" for k, v in sub[col].items())
+    )
+    return bool(d > N_SE * se), evidence
+
+
 def margin_losses(res, variance_ratios: dict | None = None) -> Report:
     """Seeds 003/004: margin losses vs cross-entropy on small / noisy training sets: test accuracy, margin
     mean/std ratio, robustness and (optionally) the embedding variance ratio."""
@@ -312,13 +367,20 @@ def margin_losses(res, variance_ratios: dict | None = None) -> Report:
     split = "val" if (s.split == "val").any() else "train"
     m = s[s.split == split].groupby(["corruption", "n_train", "variant"])["margin"]
     stats = (m.mean() / m.std()).rename("mean_std_ratio").to_frame().join(m.mean().rename("mean_margin"))
+    stats = stats.join((m.std() / np.sqrt(m.count())).rename("se:mean_margin"))
     acc = u.set_index(["corruption", "n_train", "variant"])["val_acc"]
     stats = stats.join(acc)
+    n_val = (getattr(res.spec, "data", None) or {}).get("n_val")
+    stats["se:val_acc"] = _binom_se(stats["val_acc"], n_val if n_val else np.nan)
     # robustness as the mean accuracy over the eps grid (area under the curve / eps range): a single large eps
-    # drives every model to zero accuracy at small scale
+    # drives every model to zero accuracy at small scale. Its standard error: the mean of the per-eps ones
+    # (the accuracies at different eps are positively correlated, so this does not understate it)
     eps = f"{c.eps.min():g}-{c.eps.max():g}"
-    rob = c.groupby(["corruption", "n_train", "variant", "attack"])["accuracy"].mean().unstack()
-    stats = stats.join(rob.add_prefix("acc:"))
+    keys = ["corruption", "n_train", "variant", "attack"]
+    rob = c.groupby(keys)["accuracy"].mean().unstack()
+    c_se = c.assign(se=_binom_se(c["accuracy"], c["n"] if "n" in c else np.nan))
+    rob_se = c_se.groupby(keys)["se"].mean().unstack()
+    stats = stats.join(rob.add_prefix("acc:")).join(rob_se.add_prefix("se:acc:"))
     rep.numbers["table"] = stats.round(4).reset_index().to_dict("records")
     n_classes = int(s["label"].max()) + 1
     for (corr, n), sub in stats.groupby(level=[0, 1]):
@@ -332,19 +394,13 @@ def margin_losses(res, variance_ratios: dict | None = None) -> Report:
         sub = sub.drop(index=[v for v in failed if v != "xent"])
         if "xent" not in sub.index or len(sub) < 2 or "xent" in failed:
             continue
-        others = sub.drop(index="xent")
-        best = others["val_acc"].idxmax()
         setting = f"{'clean labels' if corr == 'none' else f'{corr} noise'}, {int(n)} training samples"
         rep.add(
-            f"a margin loss generalizes better than cross-entropy ({setting})",
-            others["val_acc"].max() > sub.loc["xent", "val_acc"],
-            f"best {best} {others['val_acc'].max():.3f} vs xent {sub.loc['xent', 'val_acc']:.3f}; all: "
-            + ", ".join(f"{k} {v:.3f}" for k, v in sub["val_acc"].items()),
+            f"a margin loss generalizes better than cross-entropy ({setting})", *_beats_xent(sub, "val_acc")
         )
         rep.add(
             f"margin losses give larger mean {split} margins than cross-entropy ({setting})",
-            others["mean_margin"].max() > sub.loc["xent", "mean_margin"],
-            ", ".join(f"{k} {v:.3f}" for k, v in sub["mean_margin"].items()),
+            *_beats_xent(sub, "mean_margin"),
         )
         if "odn" in sub.index:
             rep.add(
@@ -358,8 +414,7 @@ def margin_losses(res, variance_ratios: dict | None = None) -> Report:
             rep.add(
                 f"a margin loss is more robust than cross-entropy "
                 f"({col.split(':')[1]}, mean accuracy over eps {eps}, {setting})",
-                others[col].max() > sub.loc["xent", col],
-                ", ".join(f"{k} {v:.3f}" for k, v in sub[col].items()),
+                *_beats_xent(sub, col),
             )
     if variance_ratios:
         best = max(variance_ratios, key=variance_ratios.get)
@@ -371,6 +426,7 @@ def margin_losses(res, variance_ratios: dict | None = None) -> Report:
         )
     if (note := _masking_note(c)) is not None:
         rep.notes.append(note)
+    rep.notes.append(_SE_NOTE)
     rep.notes.append(_scale_note(res))
     return rep
 
