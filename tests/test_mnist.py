@@ -80,3 +80,19 @@ def test_cache_is_used_and_verified(shared_mnist, tmp_path, monkeypatch):
 def test_bad_split():
     with pytest.raises(ValueError, match="split must be one of"):
         load_mnist("validation")
+
+
+def test_fetch_verifies_md5_and_writes_atomically(shared_mnist, tmp_path):
+    """A mirror serving the genuine files fills the cache; one serving corrupt files leaves nothing behind."""
+    good = shared_mnist.resolve().as_uri() + "/"
+    root = mnist_mod.fetch_mnist("test", root=tmp_path / "ok", mirrors=(good,), timeout=5)
+    names = ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    assert sorted(p.name for p in root.iterdir()) == names
+    assert load_mnist("test", root=root).meta["origin"] == "idx"
+    bad = tmp_path / "mirror"
+    bad.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (bad / name).write_bytes(b"not mnist")
+    with pytest.raises(MNISTError, match="MD5"):
+        mnist_mod.fetch_mnist("test", root=tmp_path / "bad", mirrors=(bad.as_uri() + "/",), timeout=5)
+    assert list((tmp_path / "bad").iterdir()) == []

@@ -169,3 +169,19 @@ def test_mnist_mlp_trains_on_offline_data():
     m = MLP((1, 28, 28), (64,), 10, seed=0)
     h = fit(m, tr, epochs=5, lr=0.05, batch_size=64, device="cpu", progress=False)
     assert h.acc[-1] > 0.85
+
+
+def test_torch_threads_sets_and_restores():
+    from marginlab.device import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(1):  # restored on errors too
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="torch_threads"), torch_threads(0):
+        pass

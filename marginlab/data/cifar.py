@@ -25,14 +25,13 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .._validation import check_choice
+from ._files import download_verified, md5sum
 from .dataset import Dataset
-from .mnist import _md5  # one streamed MD5 for every downloaded file
 
 __all__ = ["CIFAR10_URL", "CIFAR10_ARCHIVE", "CIFAR10_MD5", "CIFAR10_FOLDER", "CIFAR10_FILES", "CIFARError",
            "load_cifar10", "cifar10_available", "fetch_cifar10", "cache_dir", "find_cifar10"]
@@ -108,7 +107,7 @@ def verify_archive(path, expected: str | None = None) -> None:
     expected = expected or CIFAR10_MD5
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    got = _CHECKED.get(key) or _md5(path)
+    got = _CHECKED.get(key) or md5sum(path)
     if got != expected:
         raise CIFARError(f"{path} has MD5 {got}, expected {expected}: the file is corrupt, truncated or not "
                          "the official CIFAR-10 python archive; delete it and fetch it again (download=True)")
@@ -226,8 +225,6 @@ def fetch_cifar10(root=None, *, url: str | None = None, timeout: float = 60.0) -
     :func:`cache_dir`), MD5-checked and written atomically (temporary file, then rename). Returns the
     archive's path; an archive already there that passes the MD5 check is kept. Raises :class:`CIFARError`
     when the download fails or the MD5 sum is wrong."""
-    import urllib.request
-
     url = url or CIFAR10_URL
     folder = Path(root) if root is not None else cache_dir()
     dest = folder / CIFAR10_ARCHIVE
@@ -237,21 +234,12 @@ def fetch_cifar10(root=None, *, url: str | None = None, timeout: float = 60.0) -
             return dest
         except CIFARError:
             dest.unlink()
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=CIFAR10_ARCHIVE + ".", suffix=".part")
     try:
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-                while chunk := resp.read(1 << 20):
-                    out.write(chunk)
-        except Exception as exc:  # network errors vary by platform
-            raise CIFARError(f"could not fetch {url}: {exc}; {_how_to_get(folder)}") from exc
-        verify_archive(tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
+        return download_verified(url, dest, verify_archive, timeout=timeout)
+    except CIFARError:  # the MD5 check's own message
+        raise
+    except Exception as exc:  # network errors vary by platform
+        raise CIFARError(f"could not fetch {url}: {exc}; {_how_to_get(folder)}") from exc
 
 
 # -- loading -----------------------------------------------------------------------------------------

@@ -10,17 +10,15 @@ The returned :class:`Dataset` says which one was used in ``source`` and ``meta["
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import struct
-import tempfile
-import urllib.request
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from .._validation import check_choice
+from ._files import download_verified, md5sum
 from .dataset import Dataset
 
 __all__ = ["MNIST_FILES", "MNIST_MD5", "MNISTError", "load_mnist", "read_idx", "read_idx_split",
@@ -54,21 +52,13 @@ def cache_dir() -> Path:
     return Path(base) / "mnist" if base else Path.home() / ".cache" / "marginlab" / "mnist"
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify_md5(path, expected: str | None = None) -> None:
     """Raise :class:`MNISTError` unless ``path`` has the official (or ``expected``) MD5 sum."""
     path = Path(path)
     expected = expected or MNIST_MD5.get(path.name)
     if expected is None:
         raise MNISTError(f"no known MD5 sum for {path.name}; expected one of {sorted(MNIST_MD5)}")
-    got = _md5(path)
+    got = md5sum(path)
     if got != expected:
         raise MNISTError(f"{path} has MD5 {got}, expected {expected}: the file is corrupt, truncated or not "
                          "the official MNIST file; delete it and fetch it again")
@@ -115,22 +105,6 @@ def read_idx_split(root, split: str = "train", *, verify: bool = True) -> tuple[
     return X, y
 
 
-def _download(url: str, dest: Path, md5: str, timeout: float) -> None:
-    # Download to a temporary file in the same folder and rename only after the MD5 matches, so the cache
-    # never holds a partial or corrupt file.
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            while chunk := resp.read(1 << 20):
-                out.write(chunk)
-        verify_md5(tmp, md5)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def fetch_mnist(split: str = "train", *, root=None, mirrors=MIRRORS, timeout: float = 30.0) -> Path:
     """Download the IDX files of ``split`` into ``root`` (default: :func:`cache_dir`), MD5-checked and
     written atomically. Returns the folder. Raises :class:`MNISTError` when no mirror answers."""
@@ -147,7 +121,8 @@ def fetch_mnist(split: str = "train", *, root=None, mirrors=MIRRORS, timeout: fl
         errors = []
         for base in mirrors:
             try:
-                _download(base + name, dest, MNIST_MD5[name], timeout)
+                md5 = MNIST_MD5[name]
+                download_verified(base + name, dest, lambda p, md5=md5: verify_md5(p, md5), timeout=timeout)
                 break
             except Exception as exc:  # network errors vary by platform; collect and report them all
                 errors.append(f"{base}: {exc}")

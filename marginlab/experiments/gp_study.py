@@ -92,15 +92,12 @@ def gp_vs_ensemble(margins=(0.1, 0.3, 1.0, 3.0), ms=(1, 3, 9), *, n_train: int =
     if nets:
         import torch
 
+        from ..device import torch_threads as threads
+
         Xt = torch.as_tensor(Xte, dtype=torch.float32)
-        threads = torch.get_num_threads()
-        if torch_threads is not None:
-            torch.set_num_threads(check_int(torch_threads, "torch_threads", min_value=1))
-        try:
+        with threads(torch_threads):
             tables = [_train_nets(a, ms, n_nets, train, Xt, yte, depth, width, epochs, lr, seed, device)
                       for a in margins]
-        finally:
-            torch.set_num_threads(threads)
         rows += [r for t in tables for r in t]
     return pd.DataFrame(rows, columns=["model", "margin", "m", "accuracy", "achieved_margin"])
 

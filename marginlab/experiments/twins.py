@@ -129,21 +129,16 @@ def attack_set_twins(margins=(0.3, 1.0, 3.0), *, n_clean: int = 500, n_attack: i
             raise ValueError("the attack set must be disjoint from the clean points (shared index rows)")
     both = _join(clean, attack)
 
-    import torch
+    from ..device import torch_threads as threads
 
-    threads = torch.get_num_threads()
-    if torch_threads is not None:
-        torch.set_num_threads(check_int(torch_threads, "torch_threads", min_value=1))
     rows, summary = [], []
-    try:
+    with threads(torch_threads):
         for a in margins:
             for twin, train in zip(TWINS, (clean, both)):
                 r, s = _train_twin(twin, a, train, len(clean), test, width, depth, epochs, lr, lr_decay, beta,
                                    seed, device)
                 rows.append(r)
                 summary.append(s)
-    finally:
-        torch.set_num_threads(threads)
     samples = pd.concat(rows, ignore_index=True)
     return TwinsResult(samples=samples, summary=pd.DataFrame(summary), clean_rows=np.asarray(clean.index),
                        attack_rows=np.asarray(attack.index))

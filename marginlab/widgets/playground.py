@@ -12,7 +12,6 @@ to the figure builders in :mod:`marginlab.viz.playground`; errors are shown insi
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import html
 import logging
@@ -154,31 +153,16 @@ def _choices(spec, registry) -> list[tuple[str, str]]:
     return out
 
 
-@contextlib.contextmanager
-def _one_thread():
-    """Run torch on one CPU thread: the playground's tensors are tiny, and intra-op threads only add
-    synchronisation (on a busy machine, oversubscribed threads made a margin solve 20x slower)."""
-    import torch
-
-    n = torch.get_num_threads()
-    if n == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
 def _guarded(fn):
     """Run a callback; show any error inside the app instead of raising (a traceback never reaches the
     user, and the app stays usable)."""
 
     @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
+        from ..device import torch_threads  # torch is imported when the app is used, not at import
+
         try:
-            with _one_thread():
+            with torch_threads(1):  # tiny tensors: intra-op threads only add synchronisation
                 return fn(self, *args, **kwargs)
         except (SettingsError, ValueError, TypeError) as exc:
             self._fail(str(exc))
