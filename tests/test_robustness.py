@@ -80,12 +80,6 @@ def test_noise_and_bad_input(linear):
         perturb(model, torch.as_tensor(X), torch.as_tensor(y), "cw", 0.1)
 
 
-def test_spec_copy_of_the_attack_losses_matches():
-    from marginlab.experiments import robustness, spec
-
-    assert spec.ATTACK_LOSSES == robustness.ATTACK_LOSSES
-
-
 def test_findings_name_masked_models(linear):
     from marginlab.experiments.findings import _masking_note
 

@@ -19,11 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from .._validation import check_choice, check_float, check_int
+from .spec import ATTACK_LOSSES, ATTACKS  # declared with the spec, which must not import torch
 
 __all__ = ["ATTACKS", "ATTACK_LOSSES", "perturb", "robust_accuracy"]
 
-ATTACKS = ("fgsm", "ifgsm", "pgd", "noise")
-ATTACK_LOSSES = ("margin", "xent")  # spec.py keeps a copy (it must not import torch); a test keeps them equal
 
 
 def _grad(model, x, y, loss: str = "margin"):

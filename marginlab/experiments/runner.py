@@ -57,15 +57,12 @@ def check_data_available(spec) -> None:
     dataset is not on this machine. Only CIFAR-10 can be missing: MNIST falls back on its bundled subset."""
     spec = load_spec(spec)
     if spec.data["dataset"] == "cifar10":
-        from ..data.cifar import CIFAR10_ARCHIVE, CIFAR10_MD5, CIFAR10_URL, cache_dir, cifar10_available
+        from ..data.cifar import _how_to_get, cache_dir, cifar10_available
 
         if not cifar10_available():
             raise FileNotFoundError(
                 f"spec {spec.name!r} needs the CIFAR-10 dataset, which is not in {cache_dir()} (nothing "
-                "was trained). Get it with marginlab.data.load_cifar10(download=True), or download "
-                f"{CIFAR10_URL} (MD5 {CIFAR10_MD5}) and put {CIFAR10_ARCHIVE} (or its extracted "
-                "cifar-10-batches-py/ folder) there (that folder is $MARGINLAB_DATA/cifar10, or "
-                "~/.cache/marginlab/cifar10 when MARGINLAB_DATA is unset)"
+                f"was trained): {_how_to_get(cache_dir())}"
             )
 
 

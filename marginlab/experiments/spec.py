@@ -42,7 +42,7 @@ FAMILIES = ("mlp", "cnn", "linear")
 IMAGE_DATASETS = ("mnist", "cifar10")
 DATASETS = (*IMAGE_DATASETS, "moons", "circles", "spirals", "xor", "blobs")
 ATTACKS = ("fgsm", "ifgsm", "pgd", "noise")
-ATTACK_LOSSES = ("margin", "xent")  # as in marginlab.experiments.robustness (which imports torch)
+ATTACK_LOSSES = ("margin", "xent")  # what marginlab.experiments.robustness's gradient attacks ascend
 
 # Allowed keys per section with their defaults (None: "not set"). Unknown keys are rejected.
 SPEC_KEYS = {

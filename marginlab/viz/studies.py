@@ -433,6 +433,12 @@ def summary_bars(table, *, x, y, color=None, title=None, width=620, height=360):
     return _layout(fig, title or f"{y} by {x}", x, y, width, height)
 
 
+def _need(table, cols, name):
+    missing = set(cols) - set(table.columns)
+    if missing:
+        raise ValueError(f"{name} lacks columns {sorted(missing)}")
+
+
 def ensemble_vs_gp(table, *, models=("NN ensemble", "NN-GP draws"), title=None, width=900, height=380):
     """Seed 001 Fig. 6: test accuracy vs targeted normalized margin (log x), one panel per ``model`` and one
     line per ensemble size ``m`` (shared colours across panels). ``table``: columns ``model, margin, m,
@@ -440,9 +446,7 @@ def ensemble_vs_gp(table, *, models=("NN ensemble", "NN-GP draws"), title=None, 
     go = _go()
     from plotly.subplots import make_subplots
 
-    missing = {"model", "margin", "m", "accuracy"} - set(table.columns)
-    if missing:
-        raise ValueError(f"table lacks columns {sorted(missing)}")
+    _need(table, {"model", "margin", "m", "accuracy"}, "table")
     present = [m for m in models if (table["model"] == m).any()]
     if not present:
         raise ValueError(f"table has no rows for models {list(models)}")
@@ -471,12 +475,6 @@ def ensemble_vs_gp(table, *, models=("NN ensemble", "NN-GP draws"), title=None, 
 
 
 TWIN_COLORS = {"control": "#1F77B4", "attack": "#D62728"}  # seed 001 Fig. 3: blue control, red attack twin
-
-
-def _need(table, cols, name):
-    missing = set(cols) - set(table.columns)
-    if missing:
-        raise ValueError(f"{name} lacks columns {sorted(missing)}")
 
 
 def twin_margins(samples, summary=None, *, alphas=None, nbins=30, title=None, width=None, height=380):
