@@ -1,20 +1,13 @@
-"""Downloaded-file plumbing shared by the dataset loaders: a streamed MD5 and an atomic, verified download."""
+"""Downloads shared by the dataset loaders: an atomic, verified download (files and digests live in
+:mod:`marginlab._files`)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from pathlib import Path
 
+from .._files import atomic_path, md5sum
 
-def md5sum(path) -> str:
-    """MD5 hex digest of a file, read in 1 MB chunks."""
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+__all__ = ["download_verified", "md5sum"]
 
 
 def download_verified(url: str, dest, verify, *, timeout: float) -> Path:
@@ -23,15 +16,9 @@ def download_verified(url: str, dest, verify, *, timeout: float) -> Path:
     import urllib.request
 
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             while chunk := resp.read(1 << 20):
                 out.write(chunk)
         verify(tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dest

@@ -100,7 +100,7 @@ def missing_margin(res) -> Report:
     """Seed 000: (1) validation error falls with capacity; (2) mean margins grow with capacity;
     (3) corrupted samples have smaller margins than clean ones; (4) label corruption lowers maximum margins;
     (5) Gaussian input corruption raises the maximum margin of the corrupted samples."""
-    from ..viz.studies import group_labels
+    from ..groups import group_labels
 
     rep = Report("Seed 000 — The missing margin")
     u, s = res.units, res.samples.assign(group=lambda d: group_labels(d))

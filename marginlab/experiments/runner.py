@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 import traceback
 import warnings
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import atomic_path, atomic_write_json
 from .spec import ExperimentSpec, Unit, load_spec
 
 __all__ = [
@@ -489,23 +489,8 @@ def compute_unit(spec, unit) -> dict:
 
 
 # -- files ------------------------------------------------------------------------------------------
-def _atomic(path: Path, write):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".part")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _write_json(path: Path, obj):
-    def w(tmp):
-        Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
-
-    _atomic(path, w)
+    atomic_write_json(path, obj, sort_keys=True, default=_json_default)
 
 
 def _json_default(o):
@@ -515,7 +500,8 @@ def _json_default(o):
 
 
 def _write_parquet(path: Path, df):
-    _atomic(path, lambda tmp: df.to_parquet(tmp, index=False, engine="pyarrow"))
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False, engine="pyarrow")
 
 
 def _write_unit(udir: Path, out: dict, fingerprint: str, save_models: bool):

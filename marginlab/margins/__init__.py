@@ -24,7 +24,8 @@ import importlib
 from .result import MarginResult
 
 __all__ = [
-    "MarginResult", "compute_margins", "get_method", "METHODS", "BatchedSolver", "NloptSolver", "Linearized",
+    "MarginResult", "compute_margins", "get_method", "available_methods", "METHODS", "BatchedSolver",
+    "NloptSolver", "Linearized",
     "DeepFool", "Interpolation", "RandomDirections", "LipschitzEstimate", "CrownBound", "output_margin",
     "normalized_margins", "frobenius_normalized_margin", "spectrally_normalized_margin",
     "spectral_complexity",
@@ -71,6 +72,28 @@ def get_method(method, **options):
                          f"object; got {method!r}")
     mod, cls = METHODS[method.lower()]
     return getattr(importlib.import_module(f"{__name__}.{mod}"), cls)(**options)
+
+
+def available_methods(*, p=2, kinds=None, interactive=None, have=()) -> list[str]:
+    """Names of the registered methods that can run with norm ``p``, of the given ``kinds`` (e.g.
+    ``("exact", "upper")``), ``interactive`` ones only if True, and whose required arguments are among
+    ``have`` (e.g. ``("reference",)``). The apps offer exactly these."""
+    from ._core import check_p
+
+    p = check_p(p)
+    out = []
+    for name, (mod, cls_name) in METHODS.items():
+        cls = getattr(importlib.import_module(f"{__name__}.{mod}"), cls_name)
+        if cls.supported_p is not None and p not in cls.supported_p:
+            continue
+        if kinds is not None and cls.kind not in kinds:
+            continue
+        if interactive is not None and bool(cls.interactive) != bool(interactive):
+            continue
+        if not set(cls.needs) <= set(have):
+            continue
+        out.append(name)
+    return out
 
 
 def compute_margins(model, X, *, method="batched", y=None, layer=0, p=2, skip_misclassified=False,

@@ -31,6 +31,12 @@ class MarginMethod:
     name = "base"
     supported_p: tuple | None = None
     estimate = False
+    # what the method is and needs, declared once (the apps and the contract tests read these):
+    # kind: "exact" (searches the nearest boundary point), "upper" (verified boundary points, not the
+    # nearest), "estimate" (an approximate distance), "lower" (a bound below the margin)
+    kind = "exact"
+    needs: tuple = ()          # constructor arguments without which it cannot run, e.g. ("reference",)
+    interactive = True         # fast enough to answer a click in an app (well under a second per sample)
 
     def __init__(self, *, tol: float = 1e-6, chunk_size: int = 512):
         self.tol = check_tol(tol)

@@ -35,6 +35,7 @@ class LipschitzEstimate(MarginMethod):
     """Seed 002's sampled local-Lipschitz estimate (``radius`` r, ``n_samples`` points per sample)."""
 
     name = "lipschitz"
+    kind = "estimate"
     estimate = True
 
     def __init__(self, *, radius: float = 5.0, n_samples: int = 1024, batch: int = 256, seed: int = 0,
@@ -138,6 +139,7 @@ class CrownBound(MarginMethod):
     between 0 and a verified DeepFool upper bound."""
 
     name = "crown"
+    kind = "lower"
     estimate = True
 
     def __init__(self, *, steps: int = 20, tol: float = 1e-6, chunk_size: int = 8):

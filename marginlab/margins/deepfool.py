@@ -23,6 +23,7 @@ class DeepFool(MarginMethod):
     """Parameters: ``max_iter`` (steps), ``overshoot`` (relative push past each linearised boundary)."""
 
     name = "deepfool"
+    kind = "upper"
 
     def __init__(self, *, max_iter: int = 50, overshoot: float = 0.02, tol: float = 1e-6,
                  chunk_size: int = 512):

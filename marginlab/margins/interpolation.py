@@ -23,6 +23,8 @@ class Interpolation(MarginMethod):
     """Needs ``reference`` inputs (e.g. the training set); their predicted classes define the targets."""
 
     name = "interpolation"
+    kind = "upper"
+    needs = ("reference",)
 
     def __init__(self, reference=None, *, tol: float = 1e-6, chunk_size: int = 512):
         super().__init__(tol=tol, chunk_size=chunk_size)
@@ -64,6 +66,7 @@ class RandomDirections(MarginMethod):
     """Mean distance to a class change along ``n_directions`` random directions (estimate)."""
 
     name = "random_directions"
+    kind = "estimate"
     estimate = True
 
     def __init__(self, *, n_directions: int = 5, max_radius: float = 100.0, steps: int = 40, seed: int = 0,

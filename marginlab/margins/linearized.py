@@ -22,6 +22,7 @@ class Linearized(MarginMethod):
     """First-order l_p margin for every (sample, class) pair; one forward+backward pass in total."""
 
     name = "linearized"
+    kind = "estimate"
     estimate = True
 
     def _solve(self, prob, rows, p, skipped, signed):

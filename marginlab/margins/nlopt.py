@@ -45,6 +45,7 @@ class NloptSolver(MarginMethod):
     """
 
     name = "nlopt"
+    interactive = False  # ~0.5 s per (sample, class) pair
     supported_p = (2.0,)
 
     def __init__(self, *, maxeval: int = 2000, maxtime: float = 10.0, xtol_rel: float = 1e-8,

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["MarginResult"]
+__all__ = ["MarginResult", "default_status", "merge_info"]
 
 _ROW_FIELDS = ("margin", "point", "pred", "boundary_class", "residual", "top_two", "converged", "distances",
-               "label", "skipped", "iterations", "evaluations", "seconds")
+               "label", "skipped", "iterations", "evaluations", "seconds", "status", "verified", "agree",
+               "lower", "certified")
 
 
 @dataclass(eq=False)
@@ -50,6 +51,18 @@ class MarginResult:
         passes per sample, summed over its pairs).
     seconds : (n,) float64
         Wall-clock seconds attributed to the sample (batched methods share the batch time evenly).
+    status : (n,) str
+        Why a sample is or is not converged, in words: ``"converged"``, ``"skipped"``, ``"unresolved pair
+        7"``, ``"not stationary"``, ``"starts disagree"``, ``"no boundary point"`` ...
+    verified : (n,) bool
+        ``margin`` is the distance to a verified point of the decision boundary (an upper bound on the true
+        margin), whether or not the search is known to have found the nearest one.
+    agree : (n,) int64
+        Number of independent starts that reached the sample's best distance (evidence of optimality).
+    lower : (n,) float64
+        A proved lower bound on the margin (NaN unless computed: ``certify=True`` or ``method="mip"``).
+    certified : (n,) bool
+        ``lower >= margin * (1 - 1e-4)``: the margin is the proved global optimum.
     method, p, layer, tol, estimate, info
         The method name, norm, representation index, verification tolerance, whether ``margin`` is an
         estimate rather than a verified distance, and free-form solver details.
@@ -68,6 +81,11 @@ class MarginResult:
     iterations: np.ndarray | None = None
     evaluations: np.ndarray | None = None
     seconds: np.ndarray | None = None
+    status: np.ndarray | None = None
+    verified: np.ndarray | None = None
+    agree: np.ndarray | None = None
+    lower: np.ndarray | None = None
+    certified: np.ndarray | None = None
     method: str = ""
     p: float = 2.0
     layer: int = 0
@@ -93,6 +111,17 @@ class MarginResult:
         self.evaluations = (np.zeros(n, np.int64) if self.evaluations is None
                             else np.asarray(self.evaluations, dtype=np.int64))
         self.seconds = np.zeros(n) if self.seconds is None else np.asarray(self.seconds, dtype=np.float64)
+        if self.verified is None:
+            self.verified = (np.zeros(n, bool) if self.estimate
+                             else self.converged & np.isfinite(self.margin))
+        self.verified = np.asarray(self.verified, dtype=bool)
+        if self.status is None:
+            self.status = default_status(self.converged, self.skipped, self.margin)
+        self.status = np.asarray(self.status, dtype=object)
+        self.agree = np.zeros(n, np.int64) if self.agree is None else np.asarray(self.agree, dtype=np.int64)
+        self.lower = np.full(n, np.nan) if self.lower is None else np.asarray(self.lower, dtype=np.float64)
+        self.certified = (np.zeros(n, bool) if self.certified is None
+                          else np.asarray(self.certified, dtype=bool))
         for name in _ROW_FIELDS:
             value = getattr(self, name)
             if value is not None and len(value) != n:
@@ -129,7 +158,7 @@ class MarginResult:
                 kw[f.name] = None if any(v is None for v in vals) else np.concatenate(vals, axis=0)
             else:
                 kw[f.name] = vals[0]
-        kw["info"] = dict(first.info)
+        kw["info"] = merge_info([r.info for r in results])
         return cls(**kw)
 
     def to_frame(self):
@@ -141,7 +170,8 @@ class MarginResult:
             "margin": self.margin, "pred": self.pred, "boundary_class": self.boundary_class,
             "residual": self.residual, "top_two": self.top_two, "converged": self.converged,
             "skipped": self.skipped, "iterations": self.iterations, "evaluations": self.evaluations,
-            "seconds": self.seconds,
+            "seconds": self.seconds, "status": self.status, "verified": self.verified, "agree": self.agree,
+            "lower": self.lower, "certified": self.certified,
         }
         if self.label is not None:
             cols["label"] = self.label
@@ -157,3 +187,28 @@ class MarginResult:
         med = np.nanmedian(self.margin) if np.isfinite(self.margin).any() else float("nan")
         return (f"MarginResult(method={self.method!r}, n={n}, converged={ok}/{n}, p={self.p:g}, "
                 f"layer={self.layer}, median_margin={med:.4g})")
+
+
+def default_status(converged, skipped, margin) -> np.ndarray:
+    """Status words when a method gives no finer reason: converged / skipped / not converged."""
+    out = np.where(np.asarray(converged, bool), "converged",
+                   np.where(np.isfinite(np.asarray(margin, float)), "not converged", "no boundary point"))
+    out = np.where(np.asarray(skipped, bool), "skipped", out)
+    return out.astype(object)
+
+
+def merge_info(infos) -> dict:
+    """Solver details of consecutive chunks as one dict: counts (ints) add up, lists concatenate, anything
+    else keeps the first chunk's value."""
+    infos = [dict(i or {}) for i in infos]
+    out = dict(infos[0]) if infos else {}
+    for info in infos[1:]:
+        for k, v in info.items():
+            if k not in out:
+                out[k] = v
+            elif isinstance(v, (int, np.integer)) and not isinstance(v, bool) and isinstance(
+                    out[k], (int, np.integer)):
+                out[k] = out[k] + v
+            elif isinstance(v, list) and isinstance(out[k], list):
+                out[k] = out[k] + v
+    return out

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .._files import atomic_write
 from .base import MarginNet
 
 __all__ = ["build_model", "save_model", "load_model"]
@@ -46,15 +45,7 @@ def save_model(path, model: MarginNet, *, dataset=None, history=None, extra: dic
             history.to_dict() if hasattr(history, "to_dict") else history),
         "extra": extra or {},
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load_model(path, *, device="cpu") -> MarginNet:

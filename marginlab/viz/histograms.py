@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..groups import GROUP_COLORS, MODEL_TYPES, sample_groups
+
 __all__ = [
     "MODEL_TYPES",
     "GROUP_COLORS",
@@ -15,26 +17,6 @@ __all__ = [
     "margin_histogram",
     "margin_histogram_figure",
 ]
-
-# corruption kind (marginlab.corruption) -> model type in seed 000's names
-MODEL_TYPES = {None: "clean", "none": "clean", "label": "label-corrupted", "gaussian": "input-corrupted"}
-GROUP_COLORS = {"clean": "#2CA02C", "corrupt": "#D62728"}  # seed 000 Figs 4-5: green clean, red corrupt
-
-
-def sample_groups(corrupted, corruption=None) -> np.ndarray:
-    """Seed 000 group name per sample: ``clean:clean`` for a clean model, else ``clean:<model>`` /
-    ``corrupt:<model>`` with ``<model>`` ``label-corrupted`` or ``input-corrupted``."""
-    if corruption not in MODEL_TYPES:
-        raise ValueError(f"corruption must be one of {list(MODEL_TYPES)}, got {corruption!r}")
-    corrupted = np.asarray(corrupted, dtype=bool)
-    model = MODEL_TYPES[corruption]
-    out = np.full(corrupted.shape, f"clean:{model}", dtype=object)
-    if model != "clean":
-        out[corrupted] = f"corrupt:{model}"
-    elif corrupted.any():
-        raise ValueError("samples are marked corrupted but the model is clean (corruption=None)")
-    return out
-
 
 def histogram_props(groups: dict, *, bins: int = 30, value_range=None) -> list[dict]:
     """Counts of each group's values on shared bins, one dict per group (``x`` bin centres, ``y`` counts,

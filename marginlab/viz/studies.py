@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..groups import GROUP_COLORS, group_color, group_dash, group_labels
+
 __all__ = [
     "GROUP_COLORS",
     "group_labels",
@@ -30,13 +32,6 @@ __all__ = [
     "twin_accuracy_vs_margin",
 ]
 
-GROUP_COLORS = {"clean": "#2CA02C", "corrupt": "#D62728"}  # seed 000 Figs. 3-5: green clean, red corrupt
-_MODEL_TYPES = {
-    "none": "clean",
-    "label": "label-corrupted",
-    "gaussian": "input-corrupted",
-    "random": "random-labels",
-}
 _DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 _PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880")
 
@@ -59,13 +54,6 @@ def _layout(fig, title, xt, yt, width, height, **kw):
         **kw,
     )
     return fig
-
-
-def group_labels(df):
-    """Seed 000's ``sample-type:model-type`` names (``clean:clean``, ``corrupt:label-corrupted`` ...)."""
-    model = df["corruption"].map(_MODEL_TYPES).fillna(df["corruption"])
-    sample = np.where(df["corrupted"].to_numpy(bool), "corrupt", "clean")
-    return sample + ":" + model.to_numpy(str)
 
 
 def _mean_std(df, by, value):
@@ -124,13 +112,8 @@ def mean_margin_vs_capacity(samples, *, x="capacity", value="margin", title=None
     fig = go.Figure()
     for g, sub in per_seed.groupby("group", sort=True):
         s = _mean_std(sub, x, value).sort_values(x)
-        color = GROUP_COLORS["corrupt" if g.startswith("corrupt") else "clean"]
-        dash = (
-            _DASHES[list(_MODEL_TYPES.values()).index(g.split(":")[1]) % 6]
-            if g.split(":")[1] in _MODEL_TYPES.values()
-            else "solid"
-        )
-        _band(fig, s[x].to_numpy(float), s["mean"].to_numpy(), s["std"].to_numpy(), color, g, dash=dash)
+        _band(fig, s[x].to_numpy(float), s["mean"].to_numpy(), s["std"].to_numpy(), group_color(g), g,
+              dash=group_dash(g))
     fig.update_xaxes(type="log")
     return _layout(fig, title or f"Mean {value} per group vs capacity", x, f"mean {value}", width, height)
 

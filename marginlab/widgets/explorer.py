@@ -15,12 +15,12 @@ import hashlib
 import html
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .._files import atomic_write
 from .._validation import check_choice, check_fraction, check_int, check_widths
 
 __all__ = ["MarginExplorer", "explorer_cache_dir", "COLOR_BY"]
@@ -63,19 +63,6 @@ def _embed_version() -> str:
     return hashlib.sha1(Path(embed.__file__).read_bytes()).hexdigest()[:12]
 
 
-def _atomic_write(path: Path, write) -> Path:
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename: readers never see a partial
-    file, and a crash leaves at worst a stray ``.part`` file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def _release_memory():
@@ -609,7 +596,7 @@ class MarginExplorer:
                 }
             )
         )
-        _atomic_write(path, lambda f: np.savez(f, **arrays))
+        atomic_write(path, lambda f: np.savez(f, **arrays))
 
     def run(self):
         """Train or load the model, compute (or load) the margins of N samples, embed, draw. The button."""
@@ -684,7 +671,7 @@ class MarginExplorer:
             self._quiet = old
 
     def _groups(self):
-        from ..viz.histograms import sample_groups
+        from ..groups import sample_groups
 
         ds = self.train_data
         kind = None if ds.corruption is None or not ds.corrupted.any() else ds.corruption
@@ -730,7 +717,7 @@ class MarginExplorer:
                 self._info(f"computing {m} of {lname} for {len(self.rows)} points ...")
                 Z = embed(self.train_data.X[self.rows], m, model=self.model, layer=k, seed=self.seed,
                           isolate=self.umap_process)
-                _atomic_write(path, lambda f: np.save(f, Z))
+                atomic_write(path, lambda f: np.save(f, Z))
                 _release_memory()  # t-SNE's / UMAP's neighbour graphs and optimiser state
             self.timings[f"embed{side}"] = time.perf_counter() - t0
             self.embeddings[side] = Z
@@ -839,7 +826,7 @@ class MarginExplorer:
                 return {w: (z[f"{w}_d"], z[f"{w}_j"]) for w in ("before", "after")}
         mm = self.max_margins(rows)
         arrays = {f"{w}_{k}": v for w, (d, j) in mm.items() for k, v in (("d", d), ("j", j))}
-        _atomic_write(path, lambda f: np.savez(f, **arrays))
+        atomic_write(path, lambda f: np.savez(f, **arrays))
         return mm
 
     def nearest_other_label(self, r: int, when: str = "after") -> dict:
