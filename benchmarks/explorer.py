@@ -117,9 +117,10 @@ def main(argv=None):
     app = MarginExplorer(**settings)
     app.run()
     total_s = time.perf_counter() - t0
-    if app.last_error:
-        raise SystemExit(f"explorer failed: {app.last_error}")
-    timings = dict(app.timings)  # the PCA view below overwrites the right view's timing
+    if app.error:
+        raise SystemExit(f"explorer failed: {app.error}")
+    ses = app.session
+    timings = dict(ses.timings)  # the PCA view below overwrites the right view's timing
     t0 = time.perf_counter()
     app.update_embedding(1, method="pca")
     pca_s = time.perf_counter() - t0
@@ -127,19 +128,19 @@ def main(argv=None):
     rng = np.random.default_rng(1)
     picks = rng.choice(args.n, size=min(args.clicks, args.n), replace=False)
     cached, fresh = [], []
-    app._settings["method"] = args.click_method
+    ses.run_settings = ses.run_settings.replace(method=args.click_method)
     for r in picks:
         t0 = time.perf_counter()
         app.select(int(r))
         cached.append(time.perf_counter() - t0)
-        app.solved[r] = False  # forget this sample's margins: the next click re-solves all 9 classes
+        ses.solved[r] = False  # forget this sample's margins: the next click re-solves all 9 classes
         t0 = time.perf_counter()
         app.select(int(r))
         fresh.append(time.perf_counter() - t0)
-    if app.last_error:
-        raise SystemExit(f"click failed: {app.last_error}")
+    if app.error:
+        raise SystemExit(f"click failed: {app.error}")
     t0 = time.perf_counter()
-    app.select_range(*np.nanquantile(app.result.margin, [0.0, 0.1]))
+    app.select_range(*np.nanquantile(ses.result.margin, [0.0, 0.1]))
     range_s = time.perf_counter() - t0
     run_mb = rss_mb()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -158,7 +159,7 @@ def main(argv=None):
         f"label corruption 0.2; torch threads {torch.get_num_threads()}, os.cpu_count() {os.cpu_count()}, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
-    print(f"  data: {app.train_data.source[:90]}")
+    print(f"  data: {ses.train_data.source[:90]}")
     rows = [
         ("import explorer (torch, plotly, widgets)", f"{import_s:.1f} s"),
         (
@@ -169,7 +170,7 @@ def main(argv=None):
         ("train model", f"{timings['model']:.1f} s"),
         (
             f"margins, {args.n} samples x 9 classes ({args.method})",
-            f"{timings['margins']:.1f} s  ({int(app.result.converged.sum())}/{args.n} verified)",
+            f"{timings['margins']:.1f} s  ({int(ses.result.converged.sum())}/{args.n} verified)",
         ),
         (f"left view: {views[0]} of {args.n} inputs", f"{timings['embed0']:.1f} s"),
         (f"right view: {views[1]} of {args.n} inputs", f"{timings['embed1']:.1f} s"),
@@ -223,7 +224,7 @@ def reopen(args, cache, views):
     s = time.perf_counter() - t0
     print(
         # (ru_maxrss is not reported here: Linux carries it over from the parent across fork/exec)
-        f"{s:.1f} s incl. imports, from cache {app.from_cache}, RSS {rss_mb():.0f} MB"
+        f"{s:.1f} s incl. imports, from cache {app.session.from_cache}, RSS {rss_mb():.0f} MB"
     )
 
 

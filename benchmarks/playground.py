@@ -3,13 +3,15 @@
 Headless (no browser): times the Python side of the app, i.e. the callback plotly calls on a click and the
 step the Play timer calls, including serialising every widget message (comm sends are counted, not
 transported). Targets from issue #4: click <= 150 ms (500 points, one hidden layer of 100, CPU); one tick
-(k training steps + one batch_update) <= 100 ms.
+(k training steps + one batch_update) <= 100 ms; from issue #16: no tick over 100 ms, the margin refresh
+included (measured with the refresh inside its tick, as before, and beside the ticks, as now).
 
     python benchmarks/playground.py [--n-samples 500] [--hidden 100] [--steps 10] [--clicks 20] [--ticks 30]
 """
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -79,6 +81,7 @@ def main():
     ap.add_argument("--ticks", type=int, default=30)
     ap.add_argument("--margin-every", type=int, default=5)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--interval", type=int, default=150, help="Play interval in ms (idle time between ticks)")
     args = ap.parse_args()
 
     import torch
@@ -97,10 +100,11 @@ def main():
     # as after the first Play tick or click from a live view: updates travel as deltas only (before that the
     # app also refreshes the full state a new view renders from, see widgets/_display.py)
     app._frontend_seen = True
+    ses = app.session
     print(
-        f"playground: moons, {len(app.train)} train + {len(app.test)} test points, hidden {args.hidden}, "
-        f"k={args.steps} steps/tick, device {app.trainer.device}, torch threads {torch.get_num_threads()} "
-        f"(the app runs torch on 1 thread)"
+        f"playground: moons, {len(ses.train)} train + {len(ses.test)} test points, hidden {args.hidden}, "
+        f"k={args.steps} steps/tick, device {ses.trainer.device}, torch threads {torch.get_num_threads()} "
+        f"(the app runs torch on 1 thread), load average {os.getloadavg()[0]:.1f}"
     )
     meter = PayloadMeter(
         {
@@ -117,35 +121,32 @@ def main():
         app.tick()
     meter.take()
 
-    # ticks: training-only ticks and the ticks that also refresh the margin panel, timed separately
-    # as under Play: the margin refresh of a playing app is the bounded (live) solve
+    # Play ticks, the margin refresh (every `margin_every` ticks) solved inside its tick (before: what the app
+    # did up to issue #16) and beside the ticks on the worker thread (now), in this one run, with the Play
+    # interval idle between ticks as in the browser
+    runs = {}
+    for label, background in (("inline refresh (before)", False), ("refresh beside the ticks (now)", True)):
+        ses.background = background
+        app.play.playing = True
+        wall, payload, published = [], [], 0
+        for _ in range(args.ticks):
+            with Clock() as c:
+                r = app.tick()
+            assert app.error is None, app.error
+            wall.append(c.wall)
+            payload.append(sum(meter.take()[0].values()))
+            published += bool(r and r.margins)
+            time.sleep(max(0.0, args.interval / 1000 - c.wall))
+        app.play.playing = False
+        runs[label] = wall
+        over = sum(w > 0.100 for w in wall)
+        print(f"\nticks, {label}: {stats(wall)}; {over} of {len(wall)} over 100 ms; margins published "
+              f"{published} times; mean payload {int(np.mean(payload))} B")
+    before, now = (max(w) for w in runs.values())
+    print(f"   longest tick: {1000 * before:.0f} ms before, {1000 * now:.0f} ms now "
+          f"(ratio {before / now:.1f}x)")
+    plain = runs["refresh beside the ticks (now)"]
     app.play.playing = True
-    plain, with_margins, plain_bytes, margin_bytes, plain_cpu, margin_cpu = [], [], [], [], [], []
-    for _ in range(args.ticks):
-        refresh = (app.tick_count + 1) % args.margin_every == 0
-        with Clock() as c:
-            app.tick()
-        sizes, _n = meter.take()
-        (with_margins if refresh else plain).append(c.wall)
-        (margin_cpu if refresh else plain_cpu).append(c.cpu)
-        (margin_bytes if refresh else plain_bytes).append(sizes)
-    assert app.error is None, app.error
-
-    def mean_bytes(rows):
-        keys = sorted({k for r in rows for k in r})
-        return {k: int(np.mean([r.get(k, 0) for r in rows])) for k in keys}
-
-    print(f"\ntick (k={args.steps} steps + batch_update of surface and curves):  {stats(plain, plain_cpu)}")
-    pb = mean_bytes(plain_bytes)
-    print(f"   payload per tick: {sum(pb.values())} B  {pb}")
-    print(
-        f"tick that also refreshes all margins, bounded live solve (every {args.margin_every} ticks): "
-        f"{stats(with_margins, margin_cpu)}"
-    )
-    mb = mean_bytes(margin_bytes)
-    print(f"   payload per such tick: {sum(mb.values())} B  {mb}")
-    amortised = (sum(plain) + sum(with_margins)) / (len(plain) + len(with_margins))
-    print(f"   amortised tick: {1000 * amortised:.1f} ms")
 
     # clicks on training points: the plotly callback path, solve + draw (one batch_update)
     rng = np.random.default_rng(0)
@@ -167,7 +168,7 @@ def main():
             }
         )
         assert app.error is None, app.error
-        assert app.selection["converged"], "boundary point did not verify"
+        assert ses.selection["converged"], "boundary point did not verify"
 
     # (a) mid-training: the weights moved since the last margin refresh, so the click solves its sample;
     # while playing that solve is bounded (live_max_iter), paused (e.g. after the step button) it is exact
@@ -176,13 +177,12 @@ def main():
         app.play.playing = mode == "playing"
         times, cpu = [], []
         for k in rng.choice(len(tr.x), size=min(args.clicks, len(tr.x)), replace=False):
-            app.trainer.step(1)
-            app._version += 1  # what a tick does: the cached margins are stale now
+            ses.step(1)  # the weights moved: the cached margins are stale now
             with Clock() as c:
                 click(k)
             times.append(c.wall)
             cpu.append(c.cpu)
-            assert app.selection["exact"] == (mode == "paused")
+            assert ses.selection["exact"] == (mode == "paused")
         results[mode] = (times, cpu)
     sizes, _n = meter.take()
     click_times, click_cpu = results["playing"]
@@ -220,14 +220,13 @@ def main():
         times.append(c.wall)
         cpu.append(c.cpu)
     print(f"click on empty space (paused) -> point added, its margin solved:      {stats(times, cpu)}")
-    ok_tick = statistics.median(plain) <= 0.100
+    ok_tick = max(plain) <= 0.100
     ok_click = statistics.median(click_times) <= 0.150
     print(
-        f"\ntargets (wall medians): click while playing <= 150 ms {'met' if ok_click else 'MISSED'} "
-        f"(cpu {1000 * statistics.median(click_cpu):.0f} ms); training tick <= 100 ms "
+        f"\ntargets: click while playing <= 150 ms (wall median) {'met' if ok_click else 'MISSED'} "
+        f"(cpu {1000 * statistics.median(click_cpu):.0f} ms); every tick <= 100 ms (wall max) "
         f"{'met' if ok_tick else 'MISSED'}"
     )
-
 
 if __name__ == "__main__":
     main()

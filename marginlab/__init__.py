@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "data", "corruption", "models", "train", "margins", "gp", "embed", "viz", "widgets",
-    "experiments", "device", "io", "cli",
+    "experiments", "attacks", "groups", "sessions", "device", "cli", "analysis",
 }
 
 __all__ = sorted(_SUBMODULES) + ["__version__"]

@@ -103,16 +103,7 @@ def embed(
         pca_dims = check_int(pca_dims, "pca_dims", min_value=2)
     F = features(X, model=model, layer=layer)
     n = len(F)
-    need = min_points(method, perplexity=perplexity, n_neighbors=n_neighbors)
-    if n < need:
-        extra = {
-            "tsne": f" (perplexity={perplexity:g} must stay below the number of points)",
-            "umap": f" (n_neighbors={n_neighbors} must stay below the number of points)",
-        }.get(method, "")
-        raise ValueError(
-            f"{method} embedding needs at least {need} points{extra}; got {n}. "
-            "Embed more samples or lower the parameter."
-        )
+    _check_enough_points(method, n, perplexity, n_neighbors)
     if not np.isfinite(F).all():
         raise ValueError("features contain NaN or infinite values; cannot embed them")
 
@@ -150,6 +141,19 @@ def embed(
                 f"the UMAP process for {len(F)} points ended without a result (most likely out of memory); "
                 "embed fewer samples or use method='pca' or 'tsne'"
             ) from None
+
+
+def _check_enough_points(method, n, perplexity, n_neighbors) -> None:
+    need = min_points(method, perplexity=perplexity, n_neighbors=n_neighbors)
+    if n < need:
+        extra = {
+            "tsne": f" (perplexity={perplexity:g} must stay below the number of points)",
+            "umap": f" (n_neighbors={n_neighbors} must stay below the number of points)",
+        }.get(method, "")
+        raise ValueError(
+            f"{method} embedding needs at least {need} points{extra}; got {n}. "
+            "Embed more samples or lower the parameter."
+        )
 
 
 def _umap_fit(F, n_neighbors, min_dist, seed, opts) -> np.ndarray:

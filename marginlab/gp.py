@@ -90,8 +90,9 @@ def _cholesky_jitter(K: np.ndarray, jitter: float, max_tries: int = 12):
 class NNGP:
     """NN-GP classifier of seed 001 §6: posterior of the arccos-kernel GP for labels scaled by γ.
 
-    ``NNGP(depth, sigma).fit(X, y)``: ``y`` either binary labels in {−1, +1} (one output, prediction by sign)
-    or integer classes 0..k−1 (one independent GP per output on one-hot targets, prediction by argmax).
+    ``NNGP(depth, sigma).fit(X, y)``: ``y`` either binary labels, in {−1, +1} or in {0, 1} (one output on
+    targets ±1, prediction by sign, returned in the labels' own coding), or integer classes 0..k−1 with k ≥ 3
+    (one independent GP per output on one-hot targets, prediction by argmax).
     ``jitter``: relative diagonal jitter for the Cholesky factorisation; if the Gram matrix is not
     numerically positive definite it is increased ×10 until it is, with a :class:`NonPSDWarning` naming the
     amount used (``jitter_`` after ``fit``)."""
@@ -108,10 +109,10 @@ class NNGP:
         if y.ndim != 1 or len(y) != len(X):
             raise ValueError(f"y must be 1-D with one label per row of X ({len(X)}), got shape {y.shape}")
         vals = set(np.unique(y).tolist())
-        if vals <= {-1, 1}:
+        if vals <= {-1, 1} or vals <= {0, 1}:  # two classes: one output whose sign is the class
             self.binary_ = True
-            self.classes_ = np.array([-1, 1])
-            Y = y.astype(np.float64)[:, None]
+            self.classes_ = np.array([-1, 1]) if vals <= {-1, 1} else np.array([0, 1])
+            Y = self._signs(y)[:, None]
         else:
             if not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0:
                 raise ValueError("y must hold labels in {-1, +1} or integer classes 0..k-1")
@@ -139,6 +140,15 @@ class NNGP:
     def _check_fitted(self):
         if not hasattr(self, "L_"):
             raise RuntimeError("call fit(X, y) before predicting")
+
+    def _signs(self, y) -> np.ndarray:
+        """Binary labels (in the fitted coding, {−1, +1} or {0, 1}) as ±1 targets."""
+        y = np.asarray(y)
+        if not np.isin(y, self.classes_).all():
+            other = sorted(set(np.unique(y).tolist()) - set(self.classes_.tolist()))
+            raise ValueError(f"y must hold the binary labels {self.classes_.tolist()} it was fitted with, "
+                             f"got {other[:5]}")
+        return np.where(y == self.classes_[1], 1.0, -1.0)
 
     # -- posterior ----------------------------------------------------------------------------------------
     def posterior(self, X, *, full_cov: bool = False):
@@ -184,7 +194,7 @@ class NNGP:
         """Labels from sampled outputs (…, n, outputs): sign for binary, argmax otherwise."""
         f = np.asarray(f)
         if self.binary_:
-            return np.where(f[..., 0] >= 0, 1, -1)
+            return np.where(f[..., 0] >= 0, self.classes_[1], self.classes_[0])
         return f.argmax(-1)
 
     def expected_accuracy(self, X, y, ratio: float, *, m: int = 1) -> float:
@@ -198,8 +208,7 @@ class NNGP:
         ratio = check_float(ratio, "ratio", min_value=0.0)
         m = check_int(m, "m", min_value=1)
         C1, C2 = self.posterior(X)
-        y = np.asarray(y, dtype=np.float64)
-        signal = C1[:, 0] * y
+        signal = C1[:, 0] * self._signs(y)
         sd = np.sqrt(C2)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(sd > 0, math.sqrt(m) * ratio * signal / np.where(sd > 0, sd, 1.0),

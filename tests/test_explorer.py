@@ -35,10 +35,10 @@ def cache(tmp_path_factory):
 def app(cache):
     a = MarginExplorer(cache_dir=cache, **SMALL)
     a.run()
-    assert a.last_error is None, a.last_error
+    assert a.error is None, a.error
     # the result as first computed (a later test re-solves one row in place)
     a.snapshot = {
-        f: getattr(a.result, f).copy()
+        f: getattr(a.session.result, f).copy()
         for f in ("margin", "point", "distances", "pred", "boundary_class", "converged")
     }
     return a
@@ -54,24 +54,24 @@ def test_click_shows_verified_boundary_point(app):
     # every trace's callback fires on a click; the ones not clicked get no indices and must be ignored
     app.on_embedding_click(app.figs[0].data[0], Points(point_inds=[], xs=[], ys=[]))
     assert app.details is None
-    conv = np.flatnonzero(app.result.converged)
-    assert len(conv) > len(app.rows) // 2
+    conv = np.flatnonzero(app.session.result.converged)
+    assert len(conv) > len(app.session.rows) // 2
     tr = app.figs[0].data[0]
     k = int(np.flatnonzero(np.isin(np.asarray(tr.customdata), conv))[0])
     r = click(app, 0, k)
     det = app.details
-    assert app.last_error is None and det["row"] == r and app.selected == r
+    assert app.error is None and det["row"] == r and app.session.selected == r
     i, j = det["pred"], det["boundary_class"]
     assert i != j
     # the boundary image is classified as the i/j tie: i and j are the top two logits and (nearly) equal
-    model = app.model.double()
+    model = app.session.model.double()
     with torch.no_grad():
         f = model(torch.as_tensor(det["point"][None], dtype=torch.float64))[0].numpy()
-    app.model.float()
+    app.session.model.float()
     assert set(np.argsort(f)[-2:]) == {i, j}
     assert abs(f[i] - f[j]) <= 1e-5 * max(1.0, abs(f[i]))
     # the difference image has the reported norm, which is the margin
-    x = app.train_data.X[app.rows[r]].astype(np.float64)
+    x = app.session.train_data.X[app.session.rows[r]].astype(np.float64)
     assert np.linalg.norm(det["perturbation"]) == pytest.approx(det["margin"], rel=1e-6)
     np.testing.assert_allclose(det["perturbation"], det["point"] - x, atol=1e-12)
     assert det["margin"] == pytest.approx(np.nanmin(det["distances"]), rel=1e-9)
@@ -81,14 +81,14 @@ def test_click_shows_verified_boundary_point(app):
     bars = np.asarray(app.fig_bars.data[0].y, dtype=float)
     assert np.isnan(bars[i]) and bars[j] == pytest.approx(det["margin"])
     for side in range(2):
-        Z = app.embeddings[side]
+        Z = app.session.embeddings[side]
         assert tuple(app.figs[side].data[-1].x) == pytest.approx((Z[r, 0],))
     # the nearest different-label training samples really are the nearest
-    ds = app.train_data
+    ds = app.session.train_data
     for when, X, y in (("before", ds.X_original, ds.y_original), ("after", ds.X, ds.y)):
         nb = det["nearest"][when]
-        xq = (ds.X_original if when == "before" else ds.X)[app.rows[r]].reshape(-1)
-        yq = y[app.rows[r]]
+        xq = (ds.X_original if when == "before" else ds.X)[app.session.rows[r]].reshape(-1)
+        yq = y[app.session.rows[r]]
         d = np.linalg.norm(X.reshape(len(X), -1) - xq, axis=1)
         d[y == yq] = np.inf
         assert nb["index"] == int(np.argmin(d)) and nb["distance"] == pytest.approx(d.min(), rel=1e-5)
@@ -96,11 +96,11 @@ def test_click_shows_verified_boundary_point(app):
 
 
 def test_histogram_groups_match_corruption_mask(app):
-    mask = app.train_data.corrupted[app.rows]
+    mask = app.session.train_data.corrupted[app.session.rows]
     assert mask.any() and not mask.all()
-    np.testing.assert_array_equal(app.groups == "corrupt:label-corrupted", mask)
+    np.testing.assert_array_equal(app.session.groups == "corrupt:label-corrupted", mask)
     app.w_correct_only.value = False
-    ok = np.isfinite(app.result.margin)
+    ok = np.isfinite(app.session.result.margin)
     assert app.histogram_counts() == {
         "clean:label-corrupted": int((~mask & ok).sum()),
         "corrupt:label-corrupted": int((mask & ok).sum()),
@@ -108,7 +108,7 @@ def test_histogram_groups_match_corruption_mask(app):
     n_hist = {tr.name.split(" ")[0]: int(np.sum(tr.y)) for tr in app.fig_hist.data}
     assert n_hist == app.histogram_counts()
     app.w_correct_only.value = True
-    correct = app.result.pred == app.train_data.y[app.rows]
+    correct = app.session.result.pred == app.session.train_data.y[app.session.rows]
     assert app.histogram_counts().get("corrupt:label-corrupted", 0) == int((mask & ok & correct).sum())
     assert sample_groups(np.zeros(3, bool), None).tolist() == ["clean:clean"] * 3
     assert sample_groups(np.array([True, False]), "gaussian").tolist() == [
@@ -118,11 +118,11 @@ def test_histogram_groups_match_corruption_mask(app):
 
 
 def test_range_selection_highlights_in_both_views(app):
-    m = app.result.margin
+    m = app.session.result.margin
     lo, hi = np.nanquantile(m, [0.2, 0.6])
     rows = app.select_range(lo, hi, group="clean:label-corrupted")
     expect = np.flatnonzero(
-        app._hist_mask() & (m >= lo) & (m <= hi) & (app.groups == "clean:label-corrupted")
+        app.session.histogram_mask() & (m >= lo) & (m <= hi) & (app.session.groups == "clean:label-corrupted")
     )
     np.testing.assert_array_equal(rows, expect)
     assert len(rows) > 0
@@ -131,76 +131,76 @@ def test_range_selection_highlights_in_both_views(app):
     assert app.fig_hist.layout.shapes[0].x0 == pytest.approx(lo)
     # a box selection on the histogram drives the same highlight
     app.on_histogram_selection(app.fig_hist.data[0], Points(), BoxSelector(xrange=[hi, lo]))
-    np.testing.assert_array_equal(app.highlighted, app.select_range(lo, hi, group=app.w_group.value))
+    np.testing.assert_array_equal(app.session.highlighted, app.select_range(lo, hi, group=app.w_group.value))
     app.clear_highlight()
     assert len(app.figs[0].data[-2].x) == 0
     for key in ("max margin", "group", "correct/incorrect", "clean/corrupted", "class", "margin"):
         app.w_embed[0]["color"].value = key
-        assert app.last_error is None
+        assert app.error is None
         idx = np.concatenate([np.asarray(t.customdata) for t in app.figs[0].data[:-2]])
-        assert sorted(idx.tolist()) == list(range(len(app.rows)))
+        assert sorted(idx.tolist()) == list(range(len(app.session.rows)))
 
 
 def test_click_on_unsolved_sample_solves_all_classes(app):
-    r = int(np.flatnonzero(app.result.converged)[0])
-    before = app.result.margin[r], app.result.distances[r].copy()
-    app.solved[r] = False
-    app.result.margin[r] = np.nan
-    app.result.distances[r] = np.nan
+    r = int(np.flatnonzero(app.session.result.converged)[0])
+    before = app.session.result.margin[r], app.session.result.distances[r].copy()
+    app.session.solved[r] = False
+    app.session.result.margin[r] = np.nan
+    app.session.result.distances[r] = np.nan
     det = app.select(r)
-    assert app.solved[r] and det["margin"] == pytest.approx(before[0], rel=1e-6)
+    assert app.session.solved[r] and det["margin"] == pytest.approx(before[0], rel=1e-6)
     np.testing.assert_allclose(det["distances"], before[1], rtol=1e-6)
 
 
 def test_cache_round_trip_is_identical_and_instant(app, cache):
     again = MarginExplorer(cache_dir=cache, **SMALL)
     again.run()
-    assert again.last_error is None
-    assert again.from_cache == {"model": True, "margins": True}
+    assert again.error is None
+    assert again.session.from_cache == {"model": True, "margins": True}
     for f in ("margin", "point", "distances", "pred", "boundary_class", "converged"):
-        np.testing.assert_array_equal(getattr(again.result, f), app.snapshot[f])
+        np.testing.assert_array_equal(getattr(again.session.result, f), app.snapshot[f])
     for side in range(2):
-        np.testing.assert_array_equal(again.embeddings[side], app.embeddings[side])
+        np.testing.assert_array_equal(again.session.embeddings[side], app.session.embeddings[side])
     assert not list(Path(cache).rglob("*.part"))  # atomic writes leave nothing half-written
     # a different corruption fraction is a different model
     other = MarginExplorer(cache_dir=cache, **{**SMALL, "fraction": 0.1, "epochs": 1})
     other.run()
-    assert other.from_cache == {"model": False, "margins": False}
+    assert other.session.from_cache == {"model": False, "margins": False}
 
 
 def test_saved_model_file_loads(app, tmp_path):
     from marginlab.models import save_model
 
-    path = save_model(tmp_path / "m.pt", app.model)
+    path = save_model(tmp_path / "m.pt", app.session.model)
     b = MarginExplorer(cache_dir=tmp_path / "c", model_path=path, **SMALL)
     b.run()
-    assert b.last_error is None and b.from_cache["model"] is False
-    np.testing.assert_array_equal(b.result.margin, app.snapshot["margin"])
-    b.w_model_path.value = str(tmp_path / "missing.pt")
+    assert b.error is None and b.session.from_cache["model"] is False
+    np.testing.assert_array_equal(b.session.result.margin, app.snapshot["margin"])
+    b.controls["model_path"].value = str(tmp_path / "missing.pt")
     b.run()
-    assert "does not exist" in b.last_error and "does not exist" in b.w_message.value
+    assert "does not exist" in b.error and "does not exist" in b.w_message.value
 
 
 def test_bad_input_shows_messages_not_tracebacks(app, tmp_path, no_network):
     b = MarginExplorer(cache_dir=tmp_path, **{**SMALL, "n_samples": 10_000})
     b.run()  # must not raise
-    assert "larger than the training set" in b.last_error and b.result is None
-    b.w_n.value = 10
+    assert "larger than the training set" in b.error and b.session.result is None
+    b.controls["n_samples"].value = 10
     b.w_embed[0]["method"].value = "tsne"
     b.run()
-    assert "tsne embedding needs at least" in b.last_error
+    assert "tsne embedding needs at least" in b.error
     b.update_embedding(1, layer="hidden5")
-    assert "layer must be one of" in b.last_error
-    b.w_hidden.value = "wide"
+    assert "layer must be one of" in b.error
+    b.controls["hidden"].value = "wide"
     b.run()
-    assert "hidden widths must be integers" in b.last_error
+    assert "hidden must be integers separated by commas" in b.error
     full = MarginExplorer(cache_dir=tmp_path, data="full", **SMALL)
     full.run()  # no cached full MNIST and no network
-    assert "not found" in full.last_error and "<" not in full.last_error
+    assert "not found" in full.error and "<" not in full.error
     fresh = MarginExplorer(cache_dir=tmp_path)
     fresh.select(0)
     fresh.select_range(0, 1)
-    assert "press" in fresh.last_error
+    assert "press" in fresh.error
 
 
 @pytest.mark.notebook
@@ -216,3 +216,63 @@ def test_notebook_runs_in_smoke_mode(tmp_path):
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return (d.data / 16.0).astype(np.float32), d.target.astype(np.int64)
+
+
+def test_your_own_model_without_images(digits, tmp_path):
+    import base64
+    import re
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    app = MarginExplorer(
+        model=net,
+        data=digits,
+        image_shape=None,
+        cache_dir=tmp_path,
+        n_samples=50,
+        embeddings=("pca", "pca"),
+        umap_process=False,
+        run=True,
+    )
+    assert app.error is None, app.error
+    assert app.images_box.layout.display == "none"  # no image panels for non-image data
+    assert app.w_embed[0]["layer"].layout.display == "none"  # a plain module: only its input to embed
+    assert app.controls["hidden"].disabled and app.controls["epochs"].disabled  # nothing is trained
+    assert app.controls["corruption"].disabled and app.controls["data_source"].value == "custom"
+    det = click(app, 0, 2)
+    assert app.details["row"] == det and "status" in app.w_details.value
+    app.select_range(-1.0, 100.0)
+    text = app.export_csv(tmp_path / "out.csv")
+    link = re.search(r"base64,([^']+)'", app.w_download.value).group(1)
+    assert base64.b64decode(link).decode() == text == (tmp_path / "out.csv").read_text()
+    assert "model=model, data=(X, y)" in app.code()
+    again = MarginExplorer.from_state(
+        app.state(), model=net, data=digits, image_shape=None, cache_dir=tmp_path, umap_process=False
+    )
+    assert again.error is None and again.state() == app.state()
+    np.testing.assert_array_equal(again.session.highlighted, app.session.highlighted)
+
+
+def test_state_and_link_rebuild_the_app(app, cache):
+    app.select(4)
+    other = MarginExplorer.from_query(app.session.share_query(), cache_dir=cache)
+    assert other.error is None and other.session.from_cache == {"model": True, "margins": True}
+    assert other.session.selected == 4 and other.details["margin"] == app.session.select(4)["margin"]
+    assert other.settings == app.settings
+
+
+def test_open_follows_a_link_under_voila(app, cache, monkeypatch):
+    monkeypatch.setenv("QUERY_STRING", app.session.share_query())
+    opened = MarginExplorer.open(cache_dir=cache, n_samples=5)
+    assert opened.error is None and opened.settings == app.settings and opened.session.result is not None
+    monkeypatch.setenv("QUERY_STRING", "state=broken")
+    fallback = MarginExplorer.open(cache_dir=cache, n_samples=5)
+    assert fallback.settings.n_samples == 5 and "could not be opened" in fallback.w_message.value

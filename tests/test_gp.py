@@ -139,6 +139,27 @@ def test_multiclass_gp():
         gp.expected_accuracy(X, y, 1.0)
 
 
+def test_zero_one_labels_are_the_same_binary_problem():
+    """Labels {0, 1} are two classes, not a one-hot pair of outputs: the GP is the {-1, +1} one, so the exact
+    expected accuracy exists and equals it, and predictions come back as 0 / 1."""
+    rng = np.random.default_rng(6)
+    X, Xt = sphere(rng, 30, 5), sphere(rng, 80, 5)
+    w = rng.normal(size=5)
+    y01, yt01 = (X @ w > 0).astype(int), (Xt @ w > 0).astype(int)
+    pm = NNGP(depth=2).fit(X, 2 * y01 - 1)
+    zo = NNGP(depth=2).fit(X, y01)
+    assert zo.binary_ and zo.Y_.shape == (30, 1) and zo.classes_.tolist() == [0, 1]
+    np.testing.assert_allclose(zo.posterior(Xt)[0], pm.posterior(Xt)[0])
+    for ratio, m in ((0.1, 1), (1.0, 4)):
+        expected = pm.expected_accuracy(Xt, 2 * yt01 - 1, ratio, m=m)
+        assert zo.expected_accuracy(Xt, yt01, ratio, m=m) == expected
+    f = zo.sample(Xt, 10.0, n_draws=3, seed=0)
+    assert set(np.unique(zo.predict(f)).tolist()) <= {0, 1}
+    assert zo.accuracy(Xt, yt01, 1.0, seed=0) == pm.accuracy(Xt, 2 * yt01 - 1, 1.0, seed=0)
+    with pytest.raises(ValueError, match=r"y must hold the binary labels \[0, 1\]"):
+        zo.expected_accuracy(Xt, 2 * yt01 - 1, 1.0)  # -1 is not a label of this fit
+
+
 def test_non_psd_gram_is_reported_and_jittered():
     rng = np.random.default_rng(5)
     X = sphere(rng, 5, 3)

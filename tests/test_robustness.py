@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from marginlab.experiments.robustness import perturb, robust_accuracy
+from marginlab.attacks import perturb, robust_accuracy
 from marginlab.models import LinearModel
 
 

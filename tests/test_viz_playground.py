@@ -102,6 +102,7 @@ def test_decision_surface_layout_and_traces():
         "train",
         "train (corrupted)",
         "test",
+        "not converged",
         "all segments",
         "linearized",
         "deepfool",
@@ -114,11 +115,18 @@ def test_decision_surface_layout_and_traces():
     assert len(fig.data[2].x) == 26 and len(fig.data[3].x) == 4
     assert list(fig.data[3].marker.symbol) == ["x", "diamond", "star", "x"]
     assert sorted(fig.data[3].customdata) == [0, 1, 2, 3]  # rows into the training set
-    assert len(fig.data[5].x) == 3 * 30
-    assert list(fig.data[8].x[:2]) == [0.5, 0.0] and list(fig.data[9].x) == [0.0]
-    assert len(fig.data[7].x) == 0  # no DeepFool estimate given
+    assert len(fig.data[5].x) == 0  # no sample marked as not converged yet
+    assert len(fig.data[6].x) == 3 * 30
+    assert list(fig.data[9].x[:2]) == [0.5, 0.0] and list(fig.data[10].x) == [0.0]
+    assert len(fig.data[8].x) == 0  # no DeepFool estimate given
     assert fig.layout.width == 400 and fig.layout.yaxis.scaleanchor == "x"
     assert fig.layout.xaxis.range == g.x_range
+
+
+def test_unverified_rings_carry_the_status_words():
+    words = np.array(["budget exhausted", "unresolved pair 1"], object)
+    p = vp.unverified_props([[0.0, 1.0], [2.0, 3.0]], words)
+    assert list(p["x"]) == [0.0, 2.0] and p["text"] == ["budget exhausted", "unresolved pair 1"]
 
 
 def test_margin_histogram_counts():

@@ -1,8 +1,9 @@
 """Datasets: toy 2-D generators, MNIST (verified IDX, fetch+cache, bundled offline subset), CIFAR-10 (verified
-archive or extracted folder, fetch+cache, not bundled), preprocessing."""
+archive or extracted folder, fetch+cache, not bundled), preprocessing, editing by hand (add/delete/move)."""
 
 from .cifar import CIFARError, cifar10_available, fetch_cifar10, load_cifar10
 from .dataset import Dataset
+from .edit import Edited, add_points, delete_points, move_points, nearest_row
 from .mnist import MNISTError, fetch_mnist, load_mnist, read_idx, read_idx_split
 from .preprocess import (
     binary_relabel,
@@ -20,7 +21,7 @@ __all__ = [
     "Dataset", "TOY_DATASETS", "make_toy", "load_toy", "load_mnist", "fetch_mnist", "read_idx",
     "read_idx_split", "MNISTError", "scale01", "standardize", "project_sphere", "flatten", "class_subset",
     "binary_relabel", "train_test_split", "train_val_split", "load_dataset", "load_cifar10", "fetch_cifar10",
-    "cifar10_available", "CIFARError",
+    "cifar10_available", "CIFARError", "Edited", "add_points", "delete_points", "move_points", "nearest_row",
 ]
 
 

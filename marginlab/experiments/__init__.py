@@ -21,7 +21,6 @@ __all__ = [
     "prepare_data",
     "Results",
     "STUDIES",
-    "robust_accuracy",
 ]
 
 _LAZY = {
@@ -30,10 +29,9 @@ _LAZY = {
     "load_spec": "spec",
     "run_experiment": "runner",
     "compute_unit": "runner",
-    "prepare_data": "runner",
+    "prepare_data": "prepare",
     "Results": "results",
     "STUDIES": "studies",
-    "robust_accuracy": "robustness",
 }
 
 

@@ -11,14 +11,29 @@ import numpy as np
 __all__ = ["Results", "signed_margins"]
 
 
-class Results:
-    """Tables of a results folder as pandas DataFrames.
+def _table(name: str, doc: str):
+    """A results table read from ``<folder>/<name>.parquet`` on first access."""
 
-    ``samples``: one row per (unit, split, sample) with margin, maximum margin, lower bound ...; ``units``:
-    one row per trained model (accuracies, timings, what was missing); ``history``: per-epoch training
-    records;
-    ``curves``: robust accuracy per attack and eps; ``trajectory``: margins at the tracked epochs.
-    """
+    def read(self):
+        import pandas as pd
+
+        f = self.path / f"{name}.parquet"
+        if not f.exists():
+            raise FileNotFoundError(f"{f} does not exist: the run has not finished every unit")
+        return pd.read_parquet(f)
+
+    read.__doc__ = doc
+    return cached_property(read)
+
+
+class Results:
+    """Tables of a results folder as pandas DataFrames (tidy: every row carries its unit's axes)."""
+
+    samples = _table("samples", "One row per (unit, split, sample): margin, maximum margin, lower bound ...")
+    units = _table("units", "One row per trained model: accuracies, timings, mean margins.")
+    history = _table("history", "Per-epoch training records.")
+    curves = _table("curves", "Robust accuracy per attack and eps.")
+    trajectory = _table("trajectory", "Margins at the tracked epochs.")
 
     def __init__(self, path):
         self.path = Path(path)
@@ -34,34 +49,6 @@ class Results:
         from .spec import ExperimentSpec
 
         return ExperimentSpec.from_dict(json.loads((self.path / "spec.json").read_text()))
-
-    def _table(self, name):
-        import pandas as pd
-
-        f = self.path / f"{name}.parquet"
-        if not f.exists():
-            raise FileNotFoundError(f"{f} does not exist yet: the run has not finished every unit")
-        return pd.read_parquet(f)
-
-    @cached_property
-    def samples(self):
-        return self._table("samples")
-
-    @cached_property
-    def units(self):
-        return self._table("units")
-
-    @cached_property
-    def history(self):
-        return self._table("history")
-
-    @cached_property
-    def curves(self):
-        return self._table("curves")
-
-    @cached_property
-    def trajectory(self):
-        return self._table("trajectory")
 
     @property
     def complete(self) -> bool:
@@ -83,15 +70,9 @@ class Results:
 
     def data(self, unit_id: str):
         """``(train, val)`` Datasets of a unit, rebuilt exactly as the runner used them."""
-        from .runner import prepare_data
+        from .prepare import prepare_data
 
         return prepare_data(self.spec, self.unit(unit_id))
-
-    @property
-    def missing(self) -> list[str]:
-        """Measurements the spec asked for that could not be made (a dependency was not installed)."""
-        vals = self.units["missing"].dropna().tolist() if "missing" in self.units else []
-        return sorted({m for v in vals for m in v.split(";") if m})
 
 
 def signed_margins(table) -> np.ndarray:

@@ -2,9 +2,13 @@
 
 A spec names the data, the sweep axes (corruptions x training-set sizes x capacities x training variants x
 seeds) and what to measure on every trained model (margins, maximum margins, lower bounds, normalized
-margins, robustness curves, margins over epochs). Everything is checked before any training: unknown keys,
-empty or duplicated sweeps, fractions outside [0, 1] and settings that cannot work together raise
-``ValueError`` naming the field (``spec.margins.n_samples`` ...).
+margins, robustness curves, margins over epochs). :data:`SPEC` declares it once, as a table: every key with
+its default and its constraint (:mod:`marginlab._validation`), then a few named cross-field rules. Everything
+is checked before any training: unknown keys, empty or duplicated sweeps, values out of range, settings that
+cannot work together, and option dicts (``margins.options``, ``train.loss_options``,
+``train.optimizer_options``) against the method, loss or optimizer that will receive them. Errors are
+``ValueError`` / ``TypeError`` naming the field by its path (``spec.margins.n_samples``,
+``spec.margins.options.maxiter`` ...).
 
 ``data.dataset``: ``mnist`` (cache, else the bundled subset), ``cifar10`` (not bundled: the runner stops with
 a ``FileNotFoundError`` before any training when it is absent, see :mod:`marginlab.data.cifar`) or a toy 2-D
@@ -31,105 +35,268 @@ import itertools
 import json
 import numbers
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from .._validation import check_choice, check_float, check_fraction, check_int
+from .._validation import (
+    Bool,
+    Choice,
+    Int,
+    ListOf,
+    Mapping,
+    Nullable,
+    Real,
+    Table,
+    Text,
+    check_options,
+)
+from ..attacks import ATTACK_LOSSES, ATTACKS
 
-__all__ = ["ExperimentSpec", "Unit", "load_spec", "SPEC_KEYS", "quick_overrides", "merge"]
+__all__ = ["ExperimentSpec", "Unit", "load_spec", "SPEC", "SPEC_KEYS", "quick_overrides", "merge"]
 
 CORRUPTION_KINDS = ("none", "label", "gaussian", "random")
 FAMILIES = ("mlp", "cnn", "linear")
 IMAGE_DATASETS = ("mnist", "cifar10")
 DATASETS = (*IMAGE_DATASETS, "moons", "circles", "spirals", "xor", "blobs")
-ATTACKS = ("fgsm", "ifgsm", "pgd", "noise")
-ATTACK_LOSSES = ("margin", "xent")  # what marginlab.experiments.robustness's gradient attacks ascend
+SPLITS = ("train", "val")
 
-# Allowed keys per section with their defaults (None: "not set"). Unknown keys are rejected.
-SPEC_KEYS = {
-    "": {
-        "name": None,
-        "description": "",
-        "paper": "",
-        "data": None,
-        "corruptions": None,
-        "model": None,
-        "capacities": None,
-        "seeds": [0],
-        "train_sizes": None,
-        "variants": None,
-        "train": None,
-        "margins": None,
-        "robustness": None,
-        "quick": None,
-    },
-    "data": {
-        "dataset": "mnist",
-        "n_train": None,
-        "n_val": 1000,
-        "classes": None,
-        "binary": None,
-        "sphere": False,
-        "seed": 0,
-        "n_samples": 600,
-        "noise": 0.15,
-    },
-    "corruption": {"kind": "none", "fraction": 0.0},
-    "model": {"family": "mlp", "depth": 1, "activation": "relu", "bias": True, "fc": 400},
-    "train": {
-        "epochs": 10,
-        "loss": "cross_entropy",
-        "loss_options": {},
-        "optimizer": "sgd",
-        "lr": 0.01,
-        "optimizer_options": {},
-        "batch_size": 64,
-        "lr_decay": 1.0,
-        "lr_decay_every": None,
-        "target_train_acc": None,
-        "constraints": [],
-        "device": "cpu",
-    },
-    "variant": {
-        "name": None,
-        "loss": None,
-        "loss_options": None,
-        "optimizer": None,
-        "lr": None,
-        "optimizer_options": None,
-        "batch_size": None,
-        "lr_decay": None,
-        "lr_decay_every": None,
-        "target_train_acc": None,
-        "epochs": None,
-        "constraints": None,
-    },
-    "margins": {
-        "method": "batched",
-        "options": {},
-        "n_samples": 200,
-        "splits": ["train"],
-        "max_margin": True,
-        "lower_bound": None,
-        "normalized": False,
-        "skip_misclassified": False,
-        "signed": False,
-        "track_epochs": [],
-        "track_method": None,
-        "svm_reference": False,
-    },
-    # loss: what the gradient attacks ascend ("margin": the logit margin, immune to cross-entropy's
-    # saturation; "xent": cross-entropy), see marginlab.experiments.robustness
-    "robustness": {
-        "attacks": ["fgsm"],
-        "eps": [0.05, 0.1],
-        "n_samples": 500,
-        "steps": 10,
-        "split": "val",
-        "loss": "margin",
-    },
-    "constraint": {"kind": None, "max_norm": None, "layers": None},
+
+# -- registries of other rooms, read when a spec is checked (they import torch; the table does not) --------
+def _activations():
+    from ..models.base import ACTIVATIONS
+
+    return ACTIVATIONS
+
+
+def _losses():
+    from ..train import LOSSES
+
+    return LOSSES
+
+
+def _optimizers():
+    from ..train import OPTIMIZERS
+
+    return OPTIMIZERS
+
+
+def _margin_methods():
+    from ..margins import available_methods
+
+    return available_methods(p=2)  # the runner measures l2 margins and hands methods no reference data
+
+
+# -- cross-field rules: rule(obj, where) raises naming the fields, or fills a value others decide ---------
+def classes_or_binary(d, where):
+    if d["classes"] is not None and d["binary"] is not None:
+        raise ValueError(f"{where}: give either classes or binary, not both")
+
+
+def fraction_matches_kind(c, where):
+    if c["kind"] == "none" and c["fraction"] != 0.0:
+        raise ValueError(f"{where}.fraction must be 0 for kind 'none', got {c['fraction']:g}")
+    if c["kind"] != "none" and c["fraction"] == 0.0:
+        raise ValueError(f"{where}.fraction must be > 0 for kind {c['kind']!r} (use kind 'none' for the "
+                         "clean set)")
+
+
+def cnn_needs_images(s, where):
+    if s["model"]["family"] == "cnn" and s["data"]["dataset"] not in IMAGE_DATASETS:
+        raise ValueError(f"{where}.model.family 'cnn' needs an image dataset ({', '.join(IMAGE_DATASETS)}); "
+                         f"{where}.data.dataset is {s['data']['dataset']!r} (2-D points: use 'mlp' or "
+                         "'linear')")
+
+
+def capacities_match_family(s, where):
+    """A linear model has no capacity knob (one unit per sweep point, capacity None); the others need one."""
+    family, caps = s["model"]["family"], s["capacities"]
+    if family == "linear":
+        if caps not in (None, [None]):
+            raise ValueError(f"{where}.capacities must be omitted (or [null]) for model.family 'linear': a "
+                             "linear model has no capacity knob")
+        s["capacities"] = [None]
+    elif caps is None:
+        raise ValueError(f"{where}.capacities must be a list of layer widths (model.family {family!r}), "
+                         "got None")
+    else:
+        ListOf(Int(1))(caps, f"{where}.capacities")
+
+
+def train_sizes_default(s, where):
+    if s["train_sizes"] is None:
+        s["train_sizes"] = [s["data"]["n_train"]]
+
+
+def default_variant(s, where):
+    """One variant named after the loss when none is given; variant names are unique (they name units)."""
+    if s["variants"] is None:
+        s["variants"] = [SPEC_VARIANT({"name": _loss_tag(s["train"]["loss"])}, f"{where}.variants[0]")]
+    names = [v["name"] for v in s["variants"]]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"{where}.variants[].name has duplicate entries {dup}: every unit must be distinct")
+
+
+def track_epochs_within_training(s, where):
+    last = max(_merged_train(s["train"], v)["epochs"] for v in s["variants"])
+    for i, e in enumerate(s["margins"]["track_epochs"]):
+        if e > last:
+            raise ValueError(f"{where}.margins.track_epochs[{i}] must be an integer in [0, {last}] (the last "
+                             f"epoch of training), got {e}")
+
+
+def svm_reference_needs_linear(s, where):
+    if s["margins"]["svm_reference"] and s["model"]["family"] != "linear":
+        raise ValueError(f"{where}.margins.svm_reference needs model.family 'linear' (seed 002's LR vs SVM)")
+
+
+def val_split_needs_val_data(s, where):
+    rob = s["robustness"]
+    if s["data"]["n_val"] == 0 and ("val" in s["margins"]["splits"] or (rob and rob["split"] == "val")):
+        raise ValueError(f"{where}.data.n_val is 0 but {where}.margins.splits or {where}.robustness.split "
+                         "asks for 'val'")
+
+
+def quick_keeps_identity(s, where):
+    if "quick" in s["quick"] or "name" in s["quick"]:
+        raise ValueError(f"{where}.quick may not override 'quick' or 'name'")
+
+
+def options_fit_their_callee(s, where):
+    """Every option dict names only arguments its callee takes, and the callee accepts their values: a typo
+    such as ``margins.options.maxiter`` stops the spec, not the first unit after training."""
+    from ..margins import METHODS, get_method
+    from ..train import LOSSES, OPTIMIZERS, get_loss, make_optimizer
+
+    m = s["margins"]
+    _try(partial(get_method, m["method"]), m["options"], f"{where}.margins.options",
+         _method_class(METHODS[m["method"]]), f"margin method {m['method']!r}")
+    for i, v in enumerate(s["variants"]):
+        t = _merged_train(s["train"], v)
+        at = {k: f"{where}.variants[{i}].{k}" if v[k] is not None else f"{where}.train.{k}"
+              for k in ("loss_options", "optimizer_options")}
+        loss, opt = t["loss"], t["optimizer"]
+        _try(partial(get_loss, loss), t["loss_options"], at["loss_options"], LOSSES[loss], f"loss {loss!r}")
+        _try(partial(make_optimizer, opt, [_dummy_parameter()], t["lr"]), t["optimizer_options"],
+             at["optimizer_options"], OPTIMIZERS[opt], f"optimizer {opt!r}", skip=("params", "lr"))
+
+
+def _try(build, options, path, callee, owner, skip=()):
+    """Names against the signature first (the clearest message), then the values by building the object."""
+    check_options(options, path, callee, owner=owner, skip=skip)
+    try:
+        build(**options)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{path} (options of {owner}): {exc}") from None
+
+
+def _method_class(entry):
+    import importlib
+
+    mod, cls = entry
+    return getattr(importlib.import_module(f"marginlab.margins.{mod}"), cls)
+
+
+def _dummy_parameter():
+    import torch
+
+    return torch.nn.Parameter(torch.zeros(1))
+
+
+# -- the spec as one table: key -> (default, constraint), then the cross-field rules by name --------------
+_POSITIVE = Real(0.0, closed="neither")
+TRAIN = {
+    "epochs": (10, Int(1)),
+    "loss": ("cross_entropy", Choice(_losses)),
+    "loss_options": ({}, Mapping()),  # checked against the loss: options_fit_their_callee
+    "optimizer": ("sgd", Choice(_optimizers)),
+    "lr": (0.01, _POSITIVE),
+    "optimizer_options": ({}, Mapping()),  # checked against the optimizer, likewise
+    "batch_size": (64, Int(1)),
+    "lr_decay": (1.0, Real(0.0, 1.0, closed="right")),
+    "lr_decay_every": (None, Nullable(Int(1))),
+    "target_train_acc": (None, Nullable(Real(0.0, 1.0))),
+    "constraints": ([], ListOf(Table({
+        "kind": (None, Choice(("frobenius", "spectral"))),
+        "max_norm": (None, Nullable(_POSITIVE)),  # None: 1
+        "layers": (None, Nullable(ListOf(Int(), empty=True))),  # None: every weight layer
+    }, fill=False), empty=True)),  # stored as written
+    "device": ("cpu", Text()),
 }
-_TRAIN_OVERRIDABLE = [k for k in SPEC_KEYS["variant"] if k != "name"]
+# a variant may override every training setting but the device; None keeps the base value
+SPEC_VARIANT = Table({"name": (None, Text(nonempty=True, forbid="/\\_ ")),
+                      **{k: (None, Nullable(c)) for k, (_, c) in TRAIN.items() if k != "device"}})
+SECTIONS = {
+    "data": Table({
+        "dataset": ("mnist", Choice(DATASETS)),
+        "n_train": (None, Nullable(Int(2))),  # None: the whole training pool
+        "n_val": (1000, Int(0)),
+        "classes": (None, Nullable(ListOf(Int(0), unique=True, min_len=2))),
+        "binary": (None, Nullable(ListOf(Int(0), unique=True))),
+        "sphere": (False, Bool()),
+        "seed": (0, Int(0)),
+        "n_samples": (600, Int(4)),  # toy datasets only
+        "noise": (0.15, Real(0.0)),  # toy datasets only
+    }, rules=[classes_or_binary]),
+    "corruption": Table({
+        "kind": ("none", Choice(CORRUPTION_KINDS)),
+        "fraction": (0.0, Real(0.0, 1.0, cast=float)),
+    }, rules=[fraction_matches_kind]),
+    "model": Table({
+        "family": ("mlp", Choice(FAMILIES)),
+        "depth": (1, Int(1)),
+        "activation": ("relu", Choice(_activations)),
+        "bias": (True, Bool()),
+        "fc": (400, Int(1)),  # cnn only: the fully connected layer's width
+    }),
+    "train": Table(TRAIN),
+    "variant": SPEC_VARIANT,
+    "margins": Table({
+        "method": ("batched", Choice(_margin_methods)),
+        "options": ({}, Mapping()),  # the method's options, checked against it: options_fit_their_callee
+        "n_samples": (200, Int(1)),
+        "splits": (["train"], ListOf(Choice(SPLITS), unique=True)),
+        "max_margin": (True, Bool()),
+        "lower_bound": (None, Nullable(Choice(("crown", "lipschitz")))),
+        "normalized": (False, Bool()),
+        "skip_misclassified": (False, Bool()),
+        "signed": (False, Bool()),
+        "track_epochs": ([], ListOf(Int(0), empty=True)),
+        "track_method": (None, Nullable(Choice(_margin_methods))),  # a cheaper method during training
+        "svm_reference": (False, Bool()),
+    }),
+    # loss: what the gradient attacks ascend ("margin": the logit margin, immune to cross-entropy's
+    # saturation; "xent": cross-entropy), see marginlab.attacks
+    "robustness": Table({
+        "attacks": (["fgsm"], ListOf(Choice(ATTACKS), unique=True)),
+        "eps": ([0.05, 0.1], ListOf(Real(0.0))),
+        "n_samples": (500, Int(1)),
+        "steps": (10, Int(1)),
+        "split": ("val", Choice(SPLITS)),
+        "loss": ("margin", Choice(ATTACK_LOSSES)),
+    }),
+}
+SPEC = Table({
+    "name": (None, Text(nonempty=True, forbid="/\\", strip=True)),
+    "description": ("", Text()),
+    "paper": ("", Text()),
+    "data": (None, SECTIONS["data"]),
+    "corruptions": (None, Nullable(ListOf(SECTIONS["corruption"], unique=True), default=[{"kind": "none"}])),
+    "model": (None, SECTIONS["model"]),
+    "capacities": (None, Nullable(ListOf(Nullable(Int(1)), unique=True))),  # capacities_match_family
+    "seeds": ([0], ListOf(Int(0), unique=True)),
+    "train_sizes": (None, Nullable(ListOf(Int(2), unique=True))),  # None: [data.n_train]
+    "variants": (None, Nullable(ListOf(SPEC_VARIANT))),  # None: one, named after the loss
+    "train": (None, SECTIONS["train"]),
+    "margins": (None, SECTIONS["margins"]),
+    "robustness": (None, Nullable(SECTIONS["robustness"])),
+    "quick": (None, Nullable(Mapping(), default={})),  # overrides merged into the spec by --quick
+}, rules=[cnn_needs_images, capacities_match_family, train_sizes_default, default_variant,
+          track_epochs_within_training, svm_reference_needs_linear, val_split_needs_val_data,
+          quick_keeps_identity, options_fit_their_callee])
+# the defaults of every section, as documentation: {"": top level, "data": {...}, ...}
+SPEC_KEYS = {"": SPEC.defaults, **{k: t.defaults for k, t in SECTIONS.items()}}
+_TRAIN_OVERRIDABLE = [k for k in SPEC_VARIANT.keys if k != "name"]
 
 
 def merge(base: dict, over: dict) -> dict:
@@ -141,39 +308,6 @@ def merge(base: dict, over: dict) -> dict:
         else:
             out[k] = copy.deepcopy(v)
     return out
-
-
-def _section(raw, where: str, kind: str) -> dict:
-    """Defaults filled in; unknown keys rejected with the field path."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise TypeError(f"{where} must be an object (dict), got {type(raw).__name__}")
-    allowed = SPEC_KEYS[kind]
-    unknown = sorted(set(raw) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"{where}: unknown key(s) {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(allowed))})"
-        )
-    out = copy.deepcopy(allowed)
-    out.update(copy.deepcopy(raw))
-    return out
-
-
-def _list(value, where: str, *, allow_empty=False) -> list:
-    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
-        raise TypeError(f"{where} must be a list, got {value!r}")
-    value = list(value)
-    if not value and not allow_empty:
-        raise ValueError(f"{where} must not be empty: a sweep needs at least one value")
-    return value
-
-
-def _unique(values, where: str):
-    keys = [json.dumps(v, sort_keys=True) for v in values]
-    dup = sorted({k for k in keys if keys.count(k) > 1})
-    if dup:
-        raise ValueError(f"{where} has duplicate entries {', '.join(dup)}: every unit must be distinct")
 
 
 @dataclass(frozen=True)
@@ -229,170 +363,8 @@ class ExperimentSpec:
     # -- construction ---------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, raw: dict) -> ExperimentSpec:
-        """Validate ``raw`` (see the module docstring); every error names the offending field."""
-        top = _section(raw, "spec", "")
-        name = top["name"]
-        if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\"):
-            raise ValueError(f"spec.name must be a non-empty string without slashes, got {name!r}")
-        data = _section(top["data"], "spec.data", "data")
-        data["dataset"] = check_choice(data["dataset"], "spec.data.dataset", DATASETS)
-        if data["n_train"] is not None:
-            check_int(data["n_train"], "spec.data.n_train", min_value=2)
-        check_int(data["n_val"], "spec.data.n_val", min_value=0)
-        check_int(data["seed"], "spec.data.seed", min_value=0)
-        check_int(data["n_samples"], "spec.data.n_samples", min_value=4)
-        check_float(data["noise"], "spec.data.noise", min_value=0.0)
-        if data["classes"] is not None and data["binary"] is not None:
-            raise ValueError("spec.data: give either classes or binary, not both")
-        for key in ("classes", "binary"):
-            if data[key] is not None:
-                vals = _list(data[key], f"spec.data.{key}")
-                for i, c in enumerate(vals):
-                    check_int(c, f"spec.data.{key}[{i}]", min_value=0)
-                _unique(vals, f"spec.data.{key}")
-        if data["classes"] is not None and len(data["classes"]) < 2:
-            raise ValueError("spec.data.classes must name at least two classes")
-        if not isinstance(data["sphere"], bool):
-            raise TypeError(f"spec.data.sphere must be true or false, got {data['sphere']!r}")
-
-        corrs = []
-        for i, c in enumerate(_list(top["corruptions"] or [{"kind": "none"}], "spec.corruptions")):
-            c = _section(c, f"spec.corruptions[{i}]", "corruption")
-            c["kind"] = check_choice(c["kind"], f"spec.corruptions[{i}].kind", CORRUPTION_KINDS)
-            c["fraction"] = check_fraction(c["fraction"], f"spec.corruptions[{i}].fraction")
-            if c["kind"] == "none":
-                if c["fraction"] not in (0.0,):
-                    raise ValueError(
-                        f"spec.corruptions[{i}].fraction must be 0 for kind 'none', got {c['fraction']:g}"
-                    )
-            elif c["fraction"] == 0.0:
-                raise ValueError(
-                    f"spec.corruptions[{i}].fraction must be > 0 for kind {c['kind']!r} "
-                    "(use kind 'none' for the clean set)"
-                )
-            corrs.append(c)
-        _unique(corrs, "spec.corruptions")
-
-        model = _section(top["model"], "spec.model", "model")
-        model["family"] = check_choice(model["family"], "spec.model.family", FAMILIES)
-        check_int(model["depth"], "spec.model.depth", min_value=1)
-        check_int(model["fc"], "spec.model.fc", min_value=1)
-        from ..models.base import ACTIVATIONS
-
-        model["activation"] = check_choice(model["activation"], "spec.model.activation", ACTIVATIONS)
-        if model["family"] == "cnn" and data["dataset"] not in IMAGE_DATASETS:
-            raise ValueError(
-                f"spec.model.family 'cnn' needs an image dataset ({', '.join(IMAGE_DATASETS)}); "
-                f"spec.data.dataset is {data['dataset']!r} (2-D points: use 'mlp' or 'linear')"
-            )
-        caps = top["capacities"]
-        if model["family"] == "linear":
-            if caps not in (None, [None]):
-                raise ValueError(
-                    "spec.capacities must be omitted (or [null]) for model.family 'linear': a linear "
-                    "model has no capacity knob"
-                )
-            caps = [None]
-        else:
-            caps = _list(
-                caps if caps is not None else [], f"spec.capacities (model.family {model['family']!r})"
-            )
-            caps = [check_int(c, f"spec.capacities[{i}]", min_value=1) for i, c in enumerate(caps)]
-            _unique(caps, "spec.capacities")
-
-        seeds = [
-            check_int(s, f"spec.seeds[{i}]", min_value=0)
-            for i, s in enumerate(_list(top["seeds"], "spec.seeds"))
-        ]
-        _unique(seeds, "spec.seeds")
-        sizes = top["train_sizes"]
-        if sizes is None:
-            sizes = [data["n_train"]]
-        else:
-            sizes = [
-                check_int(s, f"spec.train_sizes[{i}]", min_value=2)
-                for i, s in enumerate(_list(sizes, "spec.train_sizes"))
-            ]
-            _unique(sizes, "spec.train_sizes")
-
-        train = _section(top["train"], "spec.train", "train")
-        _check_train(train, "spec.train")
-        variants = []
-        for i, v in enumerate(
-            _list(top["variants"] or [{"name": _loss_tag(train["loss"])}], "spec.variants")
-        ):
-            v = _section(v, f"spec.variants[{i}]", "variant")
-            if not isinstance(v["name"], str) or not v["name"] or any(ch in v["name"] for ch in "/\\_ "):
-                raise ValueError(
-                    f"spec.variants[{i}].name must be a non-empty string without '/', '_' or spaces, "
-                    f"got {v['name']!r}"
-                )
-            _check_train(
-                merge(train, {k: v[k] for k in _TRAIN_OVERRIDABLE if v[k] is not None}), f"spec.variants[{i}]"
-            )
-            variants.append(v)
-        _unique([v["name"] for v in variants], "spec.variants[].name")
-
-        m = _section(top["margins"], "spec.margins", "margins")
-        from ..margins import METHODS
-
-        m["method"] = check_choice(m["method"], "spec.margins.method", METHODS)
-        if m["track_method"] is not None:
-            m["track_method"] = check_choice(m["track_method"], "spec.margins.track_method", METHODS)
-        check_int(m["n_samples"], "spec.margins.n_samples", min_value=1)
-        for i, s in enumerate(_list(m["splits"], "spec.margins.splits")):
-            check_choice(s, f"spec.margins.splits[{i}]", ("train", "val"))
-        _unique(m["splits"], "spec.margins.splits")
-        if m["lower_bound"] is not None:
-            check_choice(m["lower_bound"], "spec.margins.lower_bound", ("crown", "lipschitz"))
-        for key in ("max_margin", "normalized", "skip_misclassified", "signed", "svm_reference"):
-            if not isinstance(m[key], bool):
-                raise TypeError(f"spec.margins.{key} must be true or false, got {m[key]!r}")
-        if not isinstance(m["options"], dict):
-            raise TypeError("spec.margins.options must be an object of method options")
-        max_epochs = max(_merged_train(train, v)["epochs"] for v in variants)
-        for i, e in enumerate(_list(m["track_epochs"], "spec.margins.track_epochs", allow_empty=True)):
-            check_int(e, f"spec.margins.track_epochs[{i}]", min_value=0, max_value=max_epochs)
-        if m["svm_reference"] and (model["family"] != "linear"):
-            raise ValueError("spec.margins.svm_reference needs model.family 'linear' (seed 002's LR vs SVM)")
-
-        rob = top["robustness"]
-        if rob is not None:
-            rob = _section(rob, "spec.robustness", "robustness")
-            for i, a in enumerate(_list(rob["attacks"], "spec.robustness.attacks")):
-                check_choice(a, f"spec.robustness.attacks[{i}]", ATTACKS)
-            for i, e in enumerate(_list(rob["eps"], "spec.robustness.eps")):
-                check_float(e, f"spec.robustness.eps[{i}]", min_value=0.0)
-            check_int(rob["n_samples"], "spec.robustness.n_samples", min_value=1)
-            check_int(rob["steps"], "spec.robustness.steps", min_value=1)
-            rob["loss"] = check_choice(rob["loss"], "spec.robustness.loss", ATTACK_LOSSES)
-            check_choice(rob["split"], "spec.robustness.split", ("train", "val"))
-        quick = top["quick"] or {}
-        if not isinstance(quick, dict):
-            raise TypeError("spec.quick must be an object of overrides")
-        if "quick" in quick or "name" in quick:
-            raise ValueError("spec.quick may not override 'quick' or 'name'")
-        spec = cls(
-            name=name.strip(),
-            data=data,
-            corruptions=corrs,
-            model=model,
-            capacities=caps,
-            seeds=seeds,
-            train_sizes=sizes,
-            variants=variants,
-            train=train,
-            margins=m,
-            robustness=rob,
-            description=str(top["description"]),
-            paper=str(top["paper"]),
-            quick=quick,
-        )
-        if data["n_val"] == 0 and ("val" in m["splits"] or (rob and rob["split"] == "val")):
-            raise ValueError(
-                "spec.data.n_val is 0 but spec.margins.splits or spec.robustness.split asks for 'val'"
-            )
-        return spec
+        """Validate ``raw`` against :data:`SPEC` (see the module docstring); every error names the field."""
+        return cls(**SPEC(raw, "spec"))
 
     def to_dict(self) -> dict:
         d = {
@@ -470,33 +442,6 @@ def _merged_train(train: dict, variant: dict) -> dict:
 
 def _loss_tag(loss) -> str:
     return {"cross_entropy": "xent", "ce": "xent"}.get(str(loss), str(loss).replace("_", "-"))
-
-
-def _check_train(t: dict, where: str) -> None:
-    from ..train import LOSSES, OPTIMIZERS
-
-    check_int(t["epochs"], f"{where}.epochs", min_value=1)
-    check_choice(t["loss"], f"{where}.loss", LOSSES)
-    check_choice(t["optimizer"], f"{where}.optimizer", OPTIMIZERS)
-    check_float(t["lr"], f"{where}.lr", min_value=0.0, min_inclusive=False)
-    check_int(t["batch_size"], f"{where}.batch_size", min_value=1)
-    check_float(t["lr_decay"], f"{where}.lr_decay", min_value=0.0, max_value=1.0, min_inclusive=False)
-    if t["lr_decay_every"] is not None:
-        check_int(t["lr_decay_every"], f"{where}.lr_decay_every", min_value=1)
-    if t["target_train_acc"] is not None:
-        check_fraction(t["target_train_acc"], f"{where}.target_train_acc")
-    for key in ("loss_options", "optimizer_options"):
-        if not isinstance(t[key], dict):
-            raise TypeError(f"{where}.{key} must be an object (dict)")
-    for i, c in enumerate(_list(t["constraints"], f"{where}.constraints", allow_empty=True)):
-        c = _section(c, f"{where}.constraints[{i}]", "constraint")
-        check_choice(c["kind"], f"{where}.constraints[{i}].kind", ("frobenius", "spectral"))
-        if c["max_norm"] is not None:
-            check_float(
-                c["max_norm"], f"{where}.constraints[{i}].max_norm", min_value=0.0, min_inclusive=False
-            )
-    if not isinstance(t["device"], str):
-        raise TypeError(f"{where}.device must be a string such as 'cpu' or 'auto'")
 
 
 def quick_overrides(spec: ExperimentSpec) -> dict:

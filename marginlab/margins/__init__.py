@@ -10,7 +10,8 @@ arguments and return the same :class:`MarginResult` (seed 000 §3):
 ``"interpolation"``      boundary on the segment to the nearest different-class reference sample
 ``"random_directions"``  mean of bisection distances along random directions (Somepalli et al.)
 ``"lipschitz"``          seed 002's sampled local-Lipschitz estimate (Thm 2, Eq. 3)
-``"crown"``              certified lower bound for ReLU MLPs (linear relaxation)
+``"crown"``              certified lower bound (linear relaxations, any supported activation)
+``"mip"``                proved global margin of ReLU networks (big-M MIQP/MILP, SCIP)
 
 Other helpers: :func:`output_margin`, :func:`normalized_margins` (seed 001 Def. 3.1/3.2) and
 :func:`maximum_margin` (seed 000 Eq. 4). Heavy optional dependencies (nlopt, joblib, dask) are imported
@@ -26,7 +27,8 @@ from .result import MarginResult
 __all__ = [
     "MarginResult", "compute_margins", "get_method", "available_methods", "METHODS", "BatchedSolver",
     "NloptSolver", "Linearized",
-    "DeepFool", "Interpolation", "RandomDirections", "LipschitzEstimate", "CrownBound", "output_margin",
+    "DeepFool", "Interpolation", "RandomDirections", "LipschitzEstimate", "CrownBound", "MipSolver",
+    "output_margin",
     "normalized_margins", "frobenius_normalized_margin", "spectrally_normalized_margin",
     "spectral_complexity",
     "maximum_margin",
@@ -42,6 +44,7 @@ METHODS = {
     "random_directions": ("interpolation", "RandomDirections"),
     "lipschitz": ("bounds", "LipschitzEstimate"),
     "crown": ("bounds", "CrownBound"),
+    "mip": ("mip", "MipSolver"),
 }
 
 _LAZY = {cls: mod for mod, cls in METHODS.values()}
@@ -97,7 +100,8 @@ def available_methods(*, p=2, kinds=None, interactive=None, have=()) -> list[str
 
 
 def compute_margins(model, X, *, method="batched", y=None, layer=0, p=2, skip_misclassified=False,
-                    signed=False, classes=None, device=None, client=None, **method_options) -> MarginResult:
+                    signed=False, classes=None, device=None, client=None, certify=False,
+                    **method_options) -> MarginResult:
     """Distance of each sample to the nearest decision boundary of ``model`` (seed 000 Eq. 1-3).
 
     Parameters
@@ -125,6 +129,11 @@ def compute_margins(model, X, *, method="batched", y=None, layer=0, p=2, skip_mi
         Where to solve (default: the model's device).
     client : dask.distributed.Client, optional
         Solve the chunks on a Dask cluster; the result equals the local one.
+    certify : bool
+        Also prove a lower bound on each margin (linear relaxations, :mod:`.certify`): fills
+        ``result.lower`` and ``result.certified`` (``lower >= margin * (1 - 1e-4)``); needs a network of
+        Linear/Conv/pooling layers and supported activations (ReLU, leaky ReLU, ELU, tanh, sigmoid, GELU,
+        softplus), else ``ValueError``.
 
     Returns
     -------
@@ -132,4 +141,4 @@ def compute_margins(model, X, *, method="batched", y=None, layer=0, p=2, skip_mi
     """
     solver = get_method(method, **method_options)
     return solver(model, X, y=y, layer=layer, p=p, skip_misclassified=skip_misclassified, signed=signed,
-                  classes=classes, device=device, client=client)
+                  classes=classes, device=device, client=client, certify=certify)

@@ -1,12 +1,13 @@
-"""Shared machinery of the margin methods: input checks, the sub-network to solve on, float64
-verification (seed 000 Eq. 2 with the top-two check) and the final root search onto the boundary."""
+"""Shared machinery of the margin methods: input checks, the sub-network to solve on, and the reduction of
+pair-level results to per-sample margins with an honest status (verification itself is in ``verify.py``)."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
+import zlib
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
 import torch
@@ -15,8 +16,8 @@ from torch import nn
 from .._validation import check_float
 from .result import MarginResult
 
-__all__ = ["Problem", "prepare", "check_p", "check_tol", "Float64Net", "verify", "ray_root", "assemble",
-           "dual_norm", "lp_norm"]
+__all__ = ["Problem", "prepare", "check_p", "check_tol", "assemble", "pair_index", "dual_norm", "lp_norm",
+           "lp_step", "skip_mask", "Timer", "PairCode", "sample_status", "sample_streams"]
 
 
 def check_p(p) -> float:
@@ -111,6 +112,8 @@ def prepare(model, X, *, y=None, layer=0, classes=None, device=None) -> Problem:
     if X.ndim < 2 or tuple(X.shape[1:]) != input_shape:
         raise ValueError(f"X must have shape (n, {', '.join(map(str, input_shape))}) for this model, "
                          f"got {tuple(X.shape)}")
+    if X.shape[0] == 0:
+        raise ValueError(f"X holds no samples (shape {tuple(X.shape)}); pass at least one")
     X = X.to(dev, dtype)
     if not torch.isfinite(X).all():
         raise ValueError("X contains NaN or inf values")
@@ -128,7 +131,7 @@ def prepare(model, X, *, y=None, layer=0, classes=None, device=None) -> Problem:
             Z = model.activations(X, k) if k > 0 else X
             net = model.tail(k) if k > 0 else model
             net.eval()
-            logits = net(Z)
+            logits = _logits64(net, Z)
     finally:
         model.train(was_training)
     if logits.ndim != 2:
@@ -159,6 +162,16 @@ def prepare(model, X, *, y=None, layer=0, classes=None, device=None) -> Problem:
                    classes=cls, device=dev, dtype=dtype)
 
 
+def _logits64(net, Z):
+    """Logits at the samples in float64: the classifier every method verifies against is the network
+    evaluated in float64, so the predicted class is taken there too (a float32 tie cannot disagree)."""
+    from .verify import no_tf32
+
+    dev = Z.device if Z.device.type != "mps" else torch.device("cpu")
+    with no_tf32():
+        return copy.deepcopy(net).to(dev, torch.float64)(Z.to(dev, torch.float64))
+
+
 class _Frozen(nn.Module):
     """Wraps a module in eval mode with parameters that do not require grad (gradients w.r.t. inputs
     only: cheaper, and the caller's ``.grad`` buffers stay untouched)."""
@@ -180,154 +193,6 @@ def _frozen(net):
     return _Frozen(net)
 
 
-@contextlib.contextmanager
-def no_tf32():
-    """TF32 matmuls have ~1e-3 relative error, the order of boundary tolerances: keep them off."""
-    if not torch.cuda.is_available():
-        yield
-        return
-    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
-
-class Float64Net:
-    """The problem's network in float64 (on the same device, except MPS which lacks float64)."""
-
-    def __init__(self, prob: Problem):
-        self.shape = prob.shape
-        dev = prob.device if prob.device.type != "mps" else torch.device("cpu")
-        self.device = dev
-        self.net = copy.deepcopy(prob.net).to(dev, torch.float64).eval()
-
-    @torch.no_grad()
-    def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        with no_tf32():
-            return self.net(z.to(self.device, torch.float64).reshape((-1,) + self.shape))
-
-
-def scaled_tol(fi, fj, tol):
-    """Verification threshold: ``tol`` absolute for logits below 1, relative to the logit scale above."""
-    return tol * torch.clamp(torch.maximum(fi.abs(), fj.abs()), min=1.0)
-
-
-def verify(logits64: torch.Tensor, i: torch.Tensor, j: torch.Tensor, tol: float):
-    """``(residual, top_two, ok)`` for boundary candidates with float64 logits (P, K) and classes i, j (P,).
-
-    top-two: no third class exceeds min(f_i, f_j) by more than the tolerance (so the point lies on the i/j
-    part of the decision boundary, not inside a third class's region).
-    """
-    r = torch.arange(logits64.shape[0], device=logits64.device)
-    fi, fj = logits64[r, i], logits64[r, j]
-    res = (fi - fj).abs()
-    thr = scaled_tol(fi, fj, tol)
-    other = logits64.clone()
-    other[r, i] = -torch.inf
-    other[r, j] = -torch.inf
-    third = other.amax(1) if logits64.shape[1] > 2 else torch.full_like(fi, -torch.inf)
-    top2 = third <= torch.minimum(fi, fj) + thr
-    ok = (res <= thr) & top2 & torch.isfinite(res)
-    return res, top2, ok
-
-
-@torch.no_grad()
-def ray_root(f64: Float64Net, x: torch.Tensor, z: torch.Tensor, i: torch.Tensor, j: torch.Tensor, tol: float,
-             *, max_iter: int = 100, extend=(1.0, 1.0 + 1e-4, 1.001, 1.01, 1.1, 1.5, 2.0)):
-    """Project candidates onto the i/j boundary along the segment from x, in float64.
-
-    For each pair, g(t) = f_i - f_j at x + t (z - x) is positive at t = 0. The end point is pushed outward
-    by the factors in ``extend`` until g <= 0 (a bracket), then the Illinois variant of regula falsi finds the
-    root (superlinear; exact in one step where the network is linear on the segment). Pairs without a
-    bracket get ``ok=False``. Returns ``(point (P, D) float64, t_scale, logits64, evals (P,), found (P,))``
-    where the point is the bracket end with the smaller |g| (always inside the bracket).
-    """
-    x = x.to(f64.device, torch.float64)
-    d = z.to(f64.device, torch.float64) - x
-    i = i.to(f64.device)
-    j = j.to(f64.device)
-    P = x.shape[0]
-    r = torch.arange(P, device=x.device)
-    evals = torch.zeros(P, dtype=torch.int64, device=x.device)
-
-    def g_at(rows, t):
-        lg = f64(x[rows] + t[:, None] * d[rows])
-        return (lg[torch.arange(len(rows), device=x.device), i[rows]]
-                - lg[torch.arange(len(rows), device=x.device), j[rows]]), lg
-
-    g0, lg0 = g_at(r, torch.zeros(P, dtype=torch.float64, device=x.device))
-    evals += 1
-    hi = torch.full((P,), float("nan"), dtype=torch.float64, device=x.device)
-    ghi = torch.full_like(hi, float("nan"))
-    todo = (g0 > 0) & torch.isfinite(d).all(1)
-    for s in extend:
-        rows = torch.nonzero(todo & torch.isnan(hi)).flatten()
-        if rows.numel() == 0:
-            break
-        t = torch.full((rows.numel(),), float(s), dtype=torch.float64, device=x.device)
-        g, _ = g_at(rows, t)
-        evals[rows] += 1
-        hit = g <= 0
-        hi[rows[hit]] = s
-        ghi[rows[hit]] = g[hit]
-    found = torch.isfinite(hi)
-    lo = torch.zeros_like(hi)
-    glo = g0.clone()
-    thr_abs = torch.full_like(hi, float("inf"))
-    # stopping threshold: a tenth of the verification tolerance on the logit scale at x
-    thr_abs = 0.1 * tol * torch.clamp(lg0.abs().amax(1), min=1.0)
-    active = found & (ghi.abs() > thr_abs) & (glo.abs() > thr_abs)
-    side = torch.zeros(P, dtype=torch.int8, device=x.device)  # Illinois: which end was kept last time
-    for _ in range(max_iter):
-        rows = torch.nonzero(active).flatten()
-        if rows.numel() == 0:
-            break
-        a, b, ga, gb = lo[rows], hi[rows], glo[rows], ghi[rows]
-        t = b - gb * (b - a) / (gb - ga)
-        width = b - a
-        # keep strictly inside; fall back to bisection where regula falsi stalls numerically
-        bad = ~torch.isfinite(t) | (t <= a) | (t >= b)
-        t = torch.where(bad, 0.5 * (a + b), t)
-        g, _ = g_at(rows, t)
-        evals[rows] += 1
-        pos = g > 0
-        # Illinois: halve the retained end's g when the same end is kept twice in a row
-        s_rows = side[rows]
-        new_lo = torch.where(pos, t, a)
-        new_hi = torch.where(pos, b, t)
-        new_glo = torch.where(pos, g, torch.where(s_rows == 1, ga * 0.5, ga))
-        new_ghi = torch.where(pos, torch.where(s_rows == -1, gb * 0.5, gb), g)
-        side[rows] = torch.where(pos, torch.tensor(-1, dtype=torch.int8, device=x.device),
-                                 torch.tensor(1, dtype=torch.int8, device=x.device))
-        lo[rows], hi[rows], glo[rows], ghi[rows] = new_lo, new_hi, new_glo, new_ghi
-        done = (g.abs() <= thr_abs[rows]) | (
-            (new_hi - new_lo) <= 1e-15 * torch.clamp(width.abs(), min=1e-300))
-        done |= (new_hi - new_lo) <= 1e-16
-        # record the exact hit as both ends so the closer-|g| pick below returns it
-        exact = g.abs() <= thr_abs[rows]
-        lo[rows[exact & pos]] = t[exact & pos]
-        hi[rows[exact & ~pos]] = t[exact & ~pos]
-        active[rows[done]] = False
-    # true |g| at both ends (Illinois scaled the stored values)
-    t_final = torch.where(torch.isfinite(hi), hi, torch.zeros_like(hi))
-    pts_hi = x + t_final[:, None] * d
-    pts_lo = x + lo[:, None] * d
-    lg_hi = f64(pts_hi)
-    lg_lo = f64(pts_lo)
-    evals += 2
-    g_hi = (lg_hi[r, i] - lg_hi[r, j]).abs()
-    g_lo = (lg_lo[r, i] - lg_lo[r, j]).abs()
-    use_lo = g_lo < g_hi
-    t_out = torch.where(use_lo, lo, t_final)
-    pts = torch.where(use_lo[:, None], pts_lo, pts_hi)
-    lg = torch.where(use_lo[:, None], lg_lo, lg_hi)
-    t_out = torch.where(found, t_out, torch.full_like(t_out, float("nan")))
-    return pts, t_out, lg, evals, found
-
-
 def pair_index(prob: Problem, rows: np.ndarray):
     """All (sample, j) pairs with j in ``prob.classes`` and j != pred, for samples ``rows``."""
     pred = prob.pred[rows]
@@ -338,51 +203,114 @@ def pair_index(prob: Problem, rows: np.ndarray):
     return S[keep], I[keep], J[keep]
 
 
+class PairCode(IntEnum):
+    """How the search of one (sample, class) pair ended."""
+
+    LOCAL_MIN = 0   # verified point where the search stopped at a local minimum (stationary, or no descent)
+    BUDGET = 1      # verified point, but the search ran out of iterations before it was stationary
+    VERIFIED = 2    # verified point of a method that does not test local optimality
+    FAILED = 3      # no verified point
+    ZERO_GRAD = 4   # zero gradient at every start: no direction to search
+    FARTHER = 5     # no point needed: a sound lower bound shows this boundary lies beyond the margin
+    ACROSS = 6      # the search crossed into another class's region beyond the margin (an upper bound there)
+
+
+_UNRESOLVED = (PairCode.FAILED, PairCode.ZERO_GRAD)
+
+
 def assemble(prob: Problem, *, method, p, tol, S, I, J, dist, points, residual, top2, ok, iters, evals,
-             seconds, skipped, signed=False, estimate=False, info=None) -> MarginResult:
-    """Reduce pair-level results (one row per (sample S, class J)) to the per-sample :class:`MarginResult`:
-    margin = min over verified j (seed 000: search every j != i and keep the smallest distance)."""
+             seconds, skipped, signed=False, estimate=False, info=None, cls=None, codes=None, agree=None,
+             min_agree=1, kind="exact") -> MarginResult:
+    """Reduce pair-level results (one row per searched (sample S, class J)) to the per-sample
+    :class:`MarginResult`: margin = min over the verified pairs (seed 000: search every j != i and keep the
+    smallest distance). ``cls`` is the class across the boundary at each pair's point (default J; a search
+    aimed at j can verify a boundary with another class), ``codes`` how each pair's search ended
+    (:class:`PairCode`), ``agree`` per sample how many independent starts reached its best distance."""
     n, K = prob.n, prob.n_classes
+    S = np.asarray(S, np.int64)
     dist = np.asarray(dist, np.float64)
     ok = np.asarray(ok, bool)
-    distances = np.full((n, K), np.nan)
+    cls = np.asarray(J if cls is None else cls, np.int64)
+    codes = np.where(ok, PairCode.VERIFIED, PairCode.FAILED) if codes is None else np.asarray(codes)
     use = ok if not estimate else np.isfinite(dist)
-    distances[S[use], J[use]] = dist[use]
+    distances = np.full((n, K), np.nan)
+    if use.any():
+        flat = np.full(n * K, np.inf)
+        np.minimum.at(flat, S[use] * K + cls[use], dist[use])
+        distances = np.where(np.isfinite(flat), flat, np.nan).reshape(n, K)
+    key = np.where(use, dist, np.inf)
+    best = _best_rows(S, key)
     margin = np.full(n, np.nan)
     point = np.full((n,) + tuple(prob.shape), np.nan)
     bclass = np.full(n, -1, np.int64)
     res = np.full(n, np.nan)
     t2 = np.zeros(n, bool)
-    conv = np.zeros(n, bool)
-    if len(S):
-        # choose, per sample, the pair with the smallest (verified, or for estimates finite) distance
-        key = np.where(use, dist, np.inf)
-        order = np.lexsort((key, S))
-        first = np.ones(len(order), bool)
-        first[1:] = S[order][1:] != S[order][:-1]
-        best = order[first]
-        best = best[np.isfinite(key[best])]
-        s = S[best]
-        margin[s] = dist[best]
-        point[s] = np.asarray(points)[best].reshape((len(best),) + tuple(prob.shape))
-        bclass[s] = J[best]
-        res[s] = np.asarray(residual)[best]
-        t2[s] = np.asarray(top2)[best]
-        conv[s] = ok[best]
+    ok_s = np.zeros(n, bool)
+    best_code = np.full(n, int(PairCode.FAILED))
+    s = S[best]
+    margin[s] = dist[best]
+    point[s] = np.asarray(points)[best].reshape((len(best),) + tuple(prob.shape))
+    bclass[s], res[s], t2[s], ok_s[s], best_code[s] = cls[best], np.asarray(residual)[best], \
+        np.asarray(top2)[best], ok[best], codes[best]
     it = np.zeros(n, np.int64)
     ev = np.zeros(n, np.int64)
-    if len(S):
-        np.maximum.at(it, S, np.asarray(iters, np.int64))
-        np.add.at(ev, S, np.asarray(evals, np.int64))
+    np.maximum.at(it, S, np.asarray(iters, np.int64))
+    np.add.at(ev, S, np.asarray(evals, np.int64))
+    agree = np.where(ok_s, 1, 0) if agree is None else np.asarray(agree, np.int64)
+    found = np.isfinite(margin) if estimate else ok_s
+    status = sample_status(n, S, J, codes, best_code, found, agree, min_agree, skipped, kind, estimate)
     if signed and prob.label is not None:
-        wrong = prob.pred != prob.label
-        margin = np.where(wrong, -margin, margin)
+        margin = np.where(prob.pred != prob.label, -margin, margin)
     secs = np.full(n, seconds / max(1, int((~skipped).sum())))
     secs[skipped] = 0.0
     return MarginResult(margin=margin, point=point, pred=prob.pred, boundary_class=bclass, residual=res,
-                        top_two=t2, converged=conv, distances=distances, label=prob.label, skipped=skipped,
-                        iterations=it, evaluations=ev, seconds=secs, method=method, p=p, layer=prob.layer,
-                        tol=tol, estimate=estimate, info=dict(info or {}))
+                        top_two=t2, converged=(status == "converged") if not estimate else ok_s,
+                        distances=distances, label=prob.label, skipped=skipped, iterations=it, evaluations=ev,
+                        seconds=secs, method=method, p=p, layer=prob.layer, tol=tol, estimate=estimate,
+                        info=dict(info or {}), status=status, verified=ok_s & (not estimate), agree=agree)
+
+
+def _best_rows(S, key):
+    """Per sample, the row with the smallest finite key (rows without one are left out)."""
+    if not len(S):
+        return np.zeros(0, np.int64)
+    order = np.lexsort((key, S))
+    first = np.ones(len(order), bool)
+    first[1:] = S[order][1:] != S[order][:-1]
+    best = order[first]
+    return best[np.isfinite(key[best])]
+
+
+def sample_status(n, S, J, codes, best_code, found, agree, min_agree, skipped, kind="exact",
+                  estimate=False) -> np.ndarray:
+    """Status words per sample, the first that applies: ``skipped``, ``no boundary point``, ``budget
+    exhausted`` (the nearest point is not stationary), ``unresolved pair j`` (class j's search found no
+    verified point and nothing shows it farther), ``starts disagree`` (fewer than ``min_agree`` independent
+    starts reached the best distance), ``converged``. Methods that do not search the nearest point say
+    ``upper bound`` (verified point) or ``estimate``."""
+    status = np.full(n, "converged", dtype=object)
+    if estimate:
+        status[:] = "estimate"
+    elif kind != "exact":
+        status[:] = "upper bound"
+    else:
+        status[np.asarray(agree) < min_agree] = "starts disagree"
+        bad = np.isin(np.asarray(codes), [int(c) for c in _UNRESOLVED])
+        if bad.any():
+            first = _best_rows(np.asarray(S)[bad], np.asarray(J, np.float64)[bad])
+            words = [f"unresolved pair {int(j)}" for j in np.asarray(J)[bad][first]]
+            status[np.asarray(S)[bad][first]] = words
+        status[np.asarray(best_code) == PairCode.BUDGET] = "budget exhausted"
+    status[~np.asarray(found, bool)] = "no estimate" if estimate else "no boundary point"
+    status[np.asarray(skipped, bool)] = "skipped"
+    return status
+
+def sample_streams(prob: Problem, rows, seed: int, *tags: int) -> list:
+    """One numpy random generator per sample in ``rows``, seeded by ``seed``, ``tags`` and the sample's
+    float32 bytes: a sample gets the same draws in any chunk, process (Dask) or model dtype."""
+    x32 = prob.x0[torch.as_tensor(np.asarray(rows), device=prob.x0.device, dtype=torch.long)]
+    x32 = x32.detach().to("cpu", torch.float32).numpy()
+    return [np.random.default_rng([seed, *tags, zlib.crc32(v.tobytes())]) for v in x32]
 
 
 def skip_mask(prob: Problem, skip_misclassified: bool) -> np.ndarray:
@@ -400,18 +328,6 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.t0
-
-
-def pair_grad(prob: Problem, z: torch.Tensor, I: torch.Tensor, J: torch.Tensor):
-    """g = f_i - f_j and its gradient at rows z (P, D): one forward+backward for the whole batch (rows are
-    independent samples, so the gradient of the sum is the per-row gradient)."""
-    z = z.detach().requires_grad_(True)
-    with torch.enable_grad():
-        lg = prob.f(z)
-        r = torch.arange(z.shape[0], device=z.device)
-        g = lg[r, I] - lg[r, J]
-        (grad,) = torch.autograd.grad(g.sum(), z)
-    return g.detach(), grad.detach(), lg.detach()
 
 
 def lp_step(w: torch.Tensor, g: torch.Tensor, p: float):

@@ -47,25 +47,31 @@ class MarginMethod:
         return f"{type(self).__name__}({keys})"
 
     def __call__(self, model, X, *, y=None, layer=0, p=2, skip_misclassified=False, signed=False,
-                 classes=None, device=None, client=None) -> MarginResult:
+                 classes=None, device=None, client=None, certify=False) -> MarginResult:
         """Margins of ``model`` at inputs ``X`` (n, *model.input_shape); see :func:`compute_margins`."""
         p = check_p(p)
+        if not isinstance(certify, (bool, np.bool_)):
+            raise TypeError(f"certify must be True or False, got {certify!r}")
         if self.supported_p is not None and p not in self.supported_p:
             raise ValueError(f"p={p:g} is not supported by method {self.name!r} (supported: "
                              f"{', '.join(f'{q:g}' for q in self.supported_p)}); use method='linearized' "
                              f"or 'deepfool' for other norms")
         if client is not None:
             return self._dask(client, model, X, y=y, layer=layer, p=p, skip_misclassified=skip_misclassified,
-                              signed=signed, classes=classes, device=device)
+                              signed=signed, classes=classes, device=device, certify=certify)
         prob = prepare(model, X, y=y, layer=layer, classes=classes, device=device)
+        if certify:
+            from .certify import check_certifiable
+
+            check_certifiable(prob.net)
         skipped = skip_mask(prob, skip_misclassified)
         parts = []
         for start in range(0, prob.n, self.chunk_size):
             rows = np.arange(start, min(prob.n, start + self.chunk_size))
-            parts.append(self._run_chunk(prob, rows, p, skipped, signed))
+            parts.append(self._run_chunk(prob, rows, p, skipped, signed, certify))
         return parts[0] if len(parts) == 1 else MarginResult.concat(parts)
 
-    def _run_chunk(self, prob, rows, p, skipped, signed):
+    def _run_chunk(self, prob, rows, p, skipped, signed, certify=False):
         from ._core import Problem
 
         sub = Problem(net=prob.net, x0=prob.x0[rows], shape=prob.shape, n_classes=prob.n_classes,
@@ -75,6 +81,10 @@ class MarginMethod:
         sk = skipped[rows]
         with Timer() as tm:
             res = self._solve(sub, np.nonzero(~sk)[0], p, sk, signed)
+            if certify:  # proved lower bounds (linear relaxations); the box is the method's, if it has one
+                from .certify import certify_result
+
+                certify_result(sub, res, p, box=getattr(self, "bounds", None))
         res.seconds = np.where(sk, 0.0, tm.seconds / max(1, int((~sk).sum())))
         return res
 
@@ -87,7 +97,9 @@ class MarginMethod:
         import torch
 
         Xn = X.detach().cpu() if isinstance(X, torch.Tensor) else np.asarray(X)
-        n = Xn.shape[0] if Xn.ndim > len(getattr(model, "input_shape", ())) else 1
+        if tuple(Xn.shape) == tuple(getattr(model, "input_shape", (None,))):
+            Xn = Xn[None]  # a single sample without batch dimension: chunk along samples, not features
+        n = Xn.shape[0]
         y = kw.pop("y")
         model_f = client.scatter(model, broadcast=True)
         futures = []

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from .._validation import check_float, check_int
-from ._core import Float64Net, assemble, dual_norm, lp_norm, lp_step, ray_root, verify
+from ._core import assemble, dual_norm, lp_norm, lp_step
 from .base import MarginMethod
+from .verify import Float64Net, verify_rays
 
 __all__ = ["DeepFool"]
 
@@ -83,14 +84,13 @@ class DeepFool(MarginMethod):
         S = np.asarray(rows)
         J = Jc.cpu().numpy()
         valid = (J != prob.pred[rows])
-        pts, t, lg64, ev, found = ray_root(f64, x, end, I, Jc, self.tol)
-        res, top2, ok = verify(lg64, I.to(lg64.device), Jc.to(lg64.device), self.tol)
-        ok = ok & found & torch.as_tensor(valid, device=ok.device)
-        diff = (pts - x.to(pts.device, torch.float64))
-        dist = lp_norm(diff, p)
-        dist = torch.where(ok, dist, torch.full_like(dist, float("nan")))
+        v = verify_rays(f64, x, end, I, tol=self.tol, p=p)
+        ok = v.ok & torch.as_tensor(valid, device=v.ok.device)
+        dist = torch.where(ok, v.dist, torch.full_like(v.dist, float("nan")))
         return assemble(prob, method=self.name, p=p, tol=self.tol, S=S, I=prob.pred[rows], J=J,
-                        dist=dist.cpu().numpy(), points=pts.cpu().numpy(), residual=res.cpu().numpy(),
-                        top2=top2.cpu().numpy(), ok=ok.cpu().numpy(), iters=iters.cpu().numpy(),
-                        evals=(iters * (K + 1) + ev.to(iters.device)).cpu().numpy(), seconds=0.0,
+                        cls=v.cls.cpu().numpy(), kind=self.kind,
+                        dist=dist.cpu().numpy(), points=v.point.cpu().numpy(),
+                        residual=v.residual.cpu().numpy(),
+                        top2=v.top_two.cpu().numpy(), ok=ok.cpu().numpy(), iters=iters.cpu().numpy(),
+                        evals=(iters * (K + 1) + v.evals.to(iters.device)).cpu().numpy(), seconds=0.0,
                         skipped=skipped, signed=signed)

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from .._validation import check_float, check_int
-from ._core import Float64Net, _as_tensor, assemble, ray_root, verify
+from ._core import _as_tensor, assemble, sample_streams
 from .base import MarginMethod
+from .verify import Float64Net, verify_rays
 
 __all__ = ["Interpolation", "RandomDirections"]
 
@@ -47,18 +48,15 @@ class Interpolation(MarginMethod):
             k = Dm.argmin(1)
         target = ref.reshape(len(ref), -1)[k]
         f64 = Float64Net(prob)
-        # the class that first takes over along the segment is not known in advance: root on the class at the
-        # far end; verification rejects points where a third class is on top
+        # which class takes over along the segment is not known in advance: the bracket finds a change of
+        # the decision on the segment and reports the class across it
         J = ref_pred[k]
-        pts, t, lg, ev, found = ray_root(f64, x, target, pred, J, self.tol, extend=(1.0,))
-        res, top2, ok = verify(lg, pred.to(lg.device), J.to(lg.device), self.tol)
-        ok &= found
-        dist = torch.linalg.vector_norm(pts - x.to(pts.device, torch.float64), ord=p, dim=1)
-        dist = torch.where(ok, dist, torch.full_like(dist, float("nan")))
+        v = verify_rays(f64, x, target, pred, tol=self.tol, p=p, extend=(1.0,))
         return assemble(prob, method=self.name, p=p, tol=self.tol, S=np.asarray(rows), I=prob.pred[rows],
-                        J=J.cpu().numpy(), dist=dist.cpu().numpy(), points=pts.cpu().numpy(),
-                        residual=res.cpu().numpy(), top2=top2.cpu().numpy(), ok=ok.cpu().numpy(),
-                        iters=np.ones(len(rows)), evals=ev.cpu().numpy(), seconds=0.0, skipped=skipped,
+                        J=J.cpu().numpy(), cls=v.cls.cpu().numpy(), kind=self.kind, dist=v.dist.cpu().numpy(),
+                        points=v.point.cpu().numpy(), residual=v.residual.cpu().numpy(),
+                        top2=v.top_two.cpu().numpy(), ok=v.ok.cpu().numpy(),
+                        iters=np.ones(len(rows)), evals=v.evals.cpu().numpy(), seconds=0.0, skipped=skipped,
                         signed=signed)
 
 
@@ -81,8 +79,8 @@ class RandomDirections(MarginMethod):
     def _solve(self, prob, rows, p, skipped, signed):
         dev = prob.device
         n, D, m = len(rows), prob.dim, self.n_directions
-        gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        u = torch.randn((n, m, D), generator=gen, dtype=torch.float64)
+        streams = sample_streams(prob, rows, self.seed)
+        u = torch.as_tensor(np.stack([g.standard_normal((m, D)) for g in streams]))
         u = (u / lp_norm_rows(u, p)).to(dev)
         x = prob.x0[torch.as_tensor(rows, dtype=torch.long, device=dev)].double()
         pred = torch.as_tensor(prob.pred[rows], device=dev)[:, None].expand(n, m).reshape(-1)
@@ -106,8 +104,7 @@ class RandomDirections(MarginMethod):
         d = torch.where(found, hi, torch.full_like(hi, float("nan"))).reshape(n, m)
         est = d.nanmean(1)
         return assemble(prob, method=self.name, p=p, tol=self.tol, S=np.asarray(rows), I=prob.pred[rows],
-                        J=(np.full(n, -1) if False
-                           else f64(x + (hi.reshape(n, m)[:, :1] * u[:, 0])).argmax(1).cpu().numpy()),
+                        J=f64(x + (hi.reshape(n, m)[:, :1] * u[:, 0])).argmax(1).cpu().numpy(),
                         dist=est.cpu().numpy(), points=np.full((n, D), np.nan), residual=np.full(n, np.nan),
                         top2=np.zeros(n, bool), ok=np.zeros(n, bool), iters=np.full(n, self.steps),
                         evals=np.full(n, m * self.steps), seconds=0.0, skipped=skipped, signed=signed,

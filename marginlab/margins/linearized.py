@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._core import Float64Net, assemble, dual_norm, lp_norm, lp_step, pair_index, verify
+from ._core import assemble, dual_norm, lp_norm, lp_step, pair_index
 from .base import MarginMethod
+from .verify import Float64Net, verify_rays
 
 __all__ = ["Linearized"]
 
@@ -47,8 +48,10 @@ class Linearized(MarginMethod):
             est = torch.where(wn > 0, g / torch.where(wn > 0, wn, torch.ones_like(wn)),
                               torch.full_like(g, float("nan")))
             pts = x.double() + lp_step(w.double(), g.double(), p)
-            lg = f64(pts)
-            res, top2, ok = verify(lg, Ii.to(lg.device), Ji.to(lg.device), self.tol)
+            # the step point is exact where it is itself (to tol) the verified crossing on its ray
+            v = verify_rays(f64, x, torch.where(torch.isfinite(pts), pts, x), Ii, tol=self.tol, p=p)
+            ok = v.ok & ((v.dist - est).abs() <= self.tol * est.abs())
+            pts, res, top2 = v.point, v.residual, v.top_two
             n_zero = int((~(wn > 0)).sum())
         else:
             est = torch.zeros(0)

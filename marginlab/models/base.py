@@ -12,7 +12,7 @@ import contextlib
 import torch
 from torch import nn
 
-__all__ = ["MarginNet", "ACTIVATIONS", "make_activation", "seeded"]
+__all__ = ["MarginNet", "ACTIVATIONS", "make_activation", "seeded", "eval_mode"]
 
 ACTIVATIONS = {
     "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "elu": nn.ELU,
@@ -35,6 +35,18 @@ def seeded(seed):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         yield
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module):
+    """Run the block with ``model`` in eval mode (dropout off, batch norm on running statistics: the deployed
+    function, the one margins are measured on); its previous mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 class MarginNet(nn.Module):

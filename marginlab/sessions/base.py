@@ -118,11 +118,12 @@ class Session:
 
     # -- state ---------------------------------------------------------------------------------------------
     def state(self) -> dict:
-        """Everything needed to rebuild this session, as plain JSON types."""
+        """Everything needed to rebuild this session, as plain JSON types (tuples become lists, so a state
+        equals itself after a trip through JSON or a link)."""
         out = {"app": self.app, "version": STATE_VERSION, "settings": dataclasses.asdict(self._settings)}
         out.update(self._state_extra())
-        json.dumps(out)  # fail here, not in a link, if a subclass put something unserialisable in
-        return out
+        # fail here, not in a link, if a subclass put something unserialisable in
+        return json.loads(json.dumps(out))
 
     @classmethod
     def from_state(cls, state: dict, **kwargs) -> Session:

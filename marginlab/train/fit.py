@@ -19,6 +19,7 @@ from ..data.dataset import Dataset
 from ..device import resolve_device
 from .losses import Batch, get_loss
 from .optim import make_optimizer
+from .regularization import add_penalty_grad, check_rate, penalized_weights, weight_penalty
 
 __all__ = ["fit", "Trainer", "History", "evaluate"]
 
@@ -102,14 +103,15 @@ class Trainer:
 
     Parameters mirror :func:`fit`. ``step(k)`` runs k minibatch steps (epochs roll over automatically),
     ``run_epoch()`` one epoch; ``history`` collects per-epoch records. Set ``stop_training = True`` from a
-    callback to stop :meth:`fit`.
+    callback to stop :meth:`fit`. The regularization rates ``l1`` and ``l2`` may be changed between steps
+    (``trainer.l2 = 0.01``; checked like the constructor's).
     """
 
     def __init__(self, model, train: Dataset, *, val: Dataset | None = None, loss="cross_entropy",
                  loss_options: dict | None = None, optimizer="sgd", lr: float = 0.01,
                  optimizer_options: dict | None = None, batch_size: int = 64, lr_decay: float = 1.0,
                  lr_decay_every: int | None = None, seed: int = 0, device="auto", constraints=(),
-                 callbacks=(), train_metrics: str = "running"):
+                 callbacks=(), train_metrics: str = "running", l1: float = 0.0, l2: float = 0.0):
         if not isinstance(train, Dataset):
             raise TypeError(f"train must be a marginlab Dataset, got {type(train).__name__}")
         if len(train) == 0:
@@ -129,8 +131,10 @@ class Trainer:
         if train_metrics not in ("running", "full"):
             raise ValueError(f"train_metrics must be 'running' or 'full', got {train_metrics!r}")
         self.seed = check_int(seed, "seed", min_value=0)
+        self.l1, self.l2 = l1, l2
         self.device = resolve_device(device)
         self.model = model.to(self.device)
+        self._penalized = penalized_weights(self.model)
         self.train_data, self.val_data = train, val
         self.loss_fn = get_loss(loss, **(loss_options or {}))
         self.optimizer = make_optimizer(optimizer, (p for p in model.parameters() if p.requires_grad), lr,
@@ -166,6 +170,29 @@ class Trainer:
         return self.optimizer.param_groups[0]["lr"]
 
     @property
+    def l1(self) -> float:
+        """L1 rate of the weight penalty (see :mod:`.regularization`)."""
+        return self._l1
+
+    @l1.setter
+    def l1(self, value):
+        self._l1 = check_rate(value, "l1")
+
+    @property
+    def l2(self) -> float:
+        """L2 rate of the weight penalty (PyTorch's ``weight_decay`` in plain SGD; :mod:`.regularization`)."""
+        return self._l2
+
+    @l2.setter
+    def l2(self, value):
+        self._l2 = check_rate(value, "l2")
+
+    def penalty(self) -> float:
+        """The current weight penalty ``R(W)`` (0 when both rates are 0)."""
+        with torch.no_grad():
+            return float(weight_penalty(self.model, l1=self._l1, l2=self._l2))
+
+    @property
     def n_train(self) -> int:
         return len(self._X)
 
@@ -199,6 +226,8 @@ class Trainer:
         loss = loss_fn(Batch(xb, yb, idx, logits, reps, model))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self._l1 or self._l2:
+            add_penalty_grad(self._penalized, l1=self._l1, l2=self._l2)
         self.optimizer.step()
         if self.constraints:
             with torch.no_grad():
@@ -318,7 +347,7 @@ def fit(model, train: Dataset, *, val: Dataset | None = None, epochs: int = 10, 
         optimizer_options: dict | None = None, batch_size: int = 64, lr_decay: float = 1.0,
         lr_decay_every: int | None = None, target_train_acc: float | None = None, seed: int = 0,
         device="auto", constraints=(), callbacks=(), train_metrics: str = "running",
-        progress: bool = True) -> History:
+        progress: bool = True, l1: float = 0.0, l2: float = 0.0) -> History:
     """Train ``model`` on ``train`` and return its :class:`History`.
 
     ``loss``: a name (``"cross_entropy"`` ...) or a :class:`~marginlab.train.losses.Loss`; ``optimizer``:
@@ -328,9 +357,14 @@ def fit(model, train: Dataset, *, val: Dataset | None = None, epochs: int = 10, 
     run on the model after every step; ``callbacks`` are objects with ``on_step(trainer, loss)`` and/or
     ``on_epoch(trainer, record)`` (a plain callable is called per epoch). ``device="auto"`` picks CUDA,
     then MPS, then CPU. The trained model stays on that device, in eval mode.
+
+    ``l1``, ``l2`` (>= 0): rates of the weight penalty ``l1 * sum|W| + (l2 / 2) * sum W^2`` added to the
+    training objective (biases not penalized; see :mod:`marginlab.train.regularization`); the recorded losses
+    stay the data loss. Dropout is a property of the model (``MLP(..., dropout=p)``): on in training steps,
+    off in evaluation and in every margin.
     """
     trainer = Trainer(model, train, val=val, loss=loss, loss_options=loss_options, optimizer=optimizer, lr=lr,
                       optimizer_options=optimizer_options, batch_size=batch_size, lr_decay=lr_decay,
                       lr_decay_every=lr_decay_every, seed=seed, device=device, constraints=constraints,
-                      callbacks=callbacks, train_metrics=train_metrics)
+                      callbacks=callbacks, train_metrics=train_metrics, l1=l1, l2=l2)
     return trainer.fit(epochs, target_train_acc=target_train_acc, progress=progress)

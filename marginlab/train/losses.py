@@ -2,9 +2,11 @@
 
 A loss declares what it needs beyond the logits: ``layers`` (representations whose activations must be
 kept in the graph, e.g. for the large-margin loss; ``"all"`` keeps every one) and ``needs_input_grad``
-(inputs must require grad). The margin-shaping losses (hinge, soft hinge, large-margin, ODN, rescaled
-square, average-margin) live in :mod:`.margin_losses` and are registered here by name, imported on first use.
-Losses are looked up by name with :func:`get_loss`; :data:`LOSSES` is the registry.
+(inputs must require grad). Losses are looked up by name with :func:`get_loss`; :data:`LOSSES` is the
+registry. The margin-shaping losses (hinge, soft hinge, large-margin, ODN, rescaled square, average-margin)
+live in :mod:`.margin_losses`, which registers them with :func:`register_loss` when it is imported; importing
+:mod:`marginlab.train` (which every ``marginlab.train.*`` import does first) imports it, so the registry is
+complete wherever it can be reached, and the dependency runs one way: ``margin_losses`` -> ``losses``.
 """
 
 from __future__ import annotations
@@ -61,25 +63,8 @@ class CrossEntropy(Loss):
         return F.cross_entropy(batch.logits, batch.y, label_smoothing=self.label_smoothing)
 
 
-def _lazy(cls_name: str):
-    """A factory that imports :mod:`.margin_losses` on first use (it imports this module)."""
-
-    def factory(**kwargs):
-        from . import margin_losses
-
-        return getattr(margin_losses, cls_name)(**kwargs)
-
-    factory.__name__ = cls_name
-    return factory
-
-
-LOSSES: dict = {
-    "cross_entropy": CrossEntropy, "xent": CrossEntropy, "ce": CrossEntropy,
-    "hinge": _lazy("MultiClassHinge"), "soft_hinge": _lazy("SoftHinge"),
-    "large_margin": _lazy("LargeMarginLoss"), "odn": _lazy("ODNLoss"),
-    "rescaled_square": _lazy("RescaledSquareLoss"), "average_margin": _lazy("AverageMarginRegularizer"),
-    "amr": _lazy("AverageMarginRegularizer"),
-}
+# name -> factory(**options) -> Loss; the margin-shaping losses add themselves (see the module docstring)
+LOSSES: dict = {"cross_entropy": CrossEntropy, "xent": CrossEntropy, "ce": CrossEntropy}
 
 
 def register_loss(name: str, factory) -> None:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .._validation import check_choice, check_float, check_int
-from .losses import Batch, Loss, get_loss
+from .losses import Batch, Loss, get_loss, register_loss
 
 __all__ = ["MultiClassHinge", "SoftHinge", "LargeMarginLoss", "ODNLoss", "RescaledSquareLoss",
            "AverageMarginRegularizer", "dual_exponent", "linearized_gaps"]
@@ -428,3 +428,9 @@ class AverageMarginRegularizer(Loss):
     def __repr__(self):
         return (f"AverageMarginRegularizer(lam={self.lam:g}, tau={self.tau:g}, beta={self.beta:g}, "
                 f"base={self.base!r})")
+
+
+for _name, _cls in {"hinge": MultiClassHinge, "soft_hinge": SoftHinge, "large_margin": LargeMarginLoss,
+                    "odn": ODNLoss, "rescaled_square": RescaledSquareLoss,
+                    "average_margin": AverageMarginRegularizer, "amr": AverageMarginRegularizer}.items():
+    register_loss(_name, _cls)

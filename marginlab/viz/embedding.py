@@ -28,6 +28,70 @@ def highlight_xy(Z, rows):
     return Z[rows, 0].astype(np.float32), Z[rows, 1].astype(np.float32)
 
 
+def _categorical_traces(Scatter, Z, color, category_names, hover, marker_size) -> list:
+    traces = []
+    for j, c in enumerate(np.unique(color)):
+        rows = np.flatnonzero(color == c)
+        coded = category_names is not None and np.issubdtype(color.dtype, np.integer)
+        traces.append(
+            Scatter(
+                x=Z[rows, 0],
+                y=Z[rows, 1],
+                mode="markers",
+                name=str(category_names[int(c)]) if coded else str(c),
+                customdata=rows.astype(np.int32),
+                text=None if hover is None else hover[rows],
+                hoverinfo="text" if hover is not None else "x+y",
+                marker=dict(size=marker_size, color=CATEGORY_COLORS[j % len(CATEGORY_COLORS)], opacity=0.8),
+            )
+        )
+    return traces
+
+
+def _continuous_traces(Scatter, Z, color, hover, marker_size, colorbar_title) -> list:
+    vals = color.astype(np.float32)
+    finite = np.isfinite(vals)
+    rows, traces = np.flatnonzero(finite), []
+    if (~finite).any():
+        nan_rows = np.flatnonzero(~finite)
+        traces.append(
+            Scatter(
+                x=Z[nan_rows, 0],
+                y=Z[nan_rows, 1],
+                mode="markers",
+                name="no value",
+                showlegend=False,
+                customdata=nan_rows.astype(np.int32),
+                text=None if hover is None else hover[nan_rows],
+                hoverinfo="text" if hover is not None else "x+y",
+                marker=dict(size=marker_size, color="lightgrey"),
+            )
+        )
+    lo, hi = (float(vals[rows].min()), float(vals[rows].max())) if len(rows) else (0.0, 1.0)
+    traces.append(
+        Scatter(
+            x=Z[rows, 0],
+            y=Z[rows, 1],
+            mode="markers",
+            name=colorbar_title or "value",
+            customdata=rows.astype(np.int32),
+            showlegend=False,
+            text=None if hover is None else hover[rows],
+            hoverinfo="text" if hover is not None else "x+y",
+            marker=dict(
+                size=marker_size,
+                color=vals[rows],
+                colorscale="Viridis",
+                cmin=lo,
+                cmax=hi,
+                opacity=0.85,
+                colorbar=dict(title=dict(text=colorbar_title, side="right"), thickness=12),
+            ),
+        )
+    )
+    return traces
+
+
 def embedding_figure(
     Z,
     color,
@@ -65,80 +129,14 @@ def embedding_figure(
         raise ValueError(f"kind must be 'categorical' or 'continuous', got {kind!r}")
     hover = None if hover is None else np.asarray(hover, dtype=object)
     Scatter = _scatter_cls(n, gl_threshold)
-    traces = []
     if kind == "categorical":
-        cats = np.unique(color)
-        for j, c in enumerate(cats):
-            rows = np.flatnonzero(color == c)
-            name = (
-                str(category_names[int(c)])
-                if category_names is not None and np.issubdtype(color.dtype, np.integer)
-                else str(c)
-            )
-            traces.append(
-                Scatter(
-                    x=Z[rows, 0],
-                    y=Z[rows, 1],
-                    mode="markers",
-                    name=name,
-                    customdata=rows.astype(np.int32),
-                    text=None if hover is None else hover[rows],
-                    hoverinfo="text" if hover is not None else "x+y",
-                    marker=dict(
-                        size=marker_size, color=CATEGORY_COLORS[j % len(CATEGORY_COLORS)], opacity=0.8
-                    ),
-                )
-            )
+        traces = _categorical_traces(Scatter, Z, color, category_names, hover, marker_size)
     else:
-        vals = color.astype(np.float32)
-        finite = np.isfinite(vals)
-        rows = np.flatnonzero(finite)
-        if (~finite).any():
-            nan_rows = np.flatnonzero(~finite)
-            traces.append(
-                Scatter(
-                    x=Z[nan_rows, 0],
-                    y=Z[nan_rows, 1],
-                    mode="markers",
-                    name="no value",
-                    customdata=nan_rows.astype(np.int32),
-                    text=None if hover is None else hover[nan_rows],
-                    hoverinfo="text" if hover is not None else "x+y",
-                    marker=dict(size=marker_size, color="lightgrey"),
-                )
-            )
-        lo, hi = (float(vals[rows].min()), float(vals[rows].max())) if len(rows) else (0.0, 1.0)
-        traces.append(
-            Scatter(
-                x=Z[rows, 0],
-                y=Z[rows, 1],
-                mode="markers",
-                name=colorbar_title or "value",
-                customdata=rows.astype(np.int32),
-                showlegend=False,
-                text=None if hover is None else hover[rows],
-                hoverinfo="text" if hover is not None else "x+y",
-                marker=dict(
-                    size=marker_size,
-                    color=vals[rows],
-                    colorscale="Viridis",
-                    cmin=lo,
-                    cmax=hi,
-                    colorbar=dict(title=colorbar_title, thickness=12),
-                    opacity=0.85,
-                ),
-            )
-        )
+        traces = _continuous_traces(Scatter, Z, color, hover, marker_size, colorbar_title)
     hx, hy = highlight_xy(Z, highlight)
+    ring = dict(size=marker_size + 5, color="rgba(0,0,0,0)", line=dict(color="black", width=1.2))
     traces.append(
-        Scatter(
-            x=hx,
-            y=hy,
-            mode="markers",
-            name="highlight",
-            hoverinfo="skip",
-            marker=dict(size=marker_size + 5, color="rgba(0,0,0,0)", line=dict(color="black", width=1.2)),
-        )
+        Scatter(x=hx, y=hy, mode="markers", name="highlight", hoverinfo="skip", showlegend=False, marker=ring)
     )
     sx, sy = highlight_xy(Z, [] if selected is None else [selected])
     # a plain Scatter for the one clicked point: WebGL contexts are scarce (only ~4-8 per page)
@@ -149,6 +147,7 @@ def embedding_figure(
             mode="markers",
             name="selected",
             hoverinfo="skip",
+            showlegend=False,
             marker=dict(size=16, symbol="x-thin-open", color="red", line=dict(width=3)),
         )
     )

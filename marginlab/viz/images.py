@@ -23,14 +23,15 @@ def as_image(x, shape=None) -> np.ndarray:
     return x
 
 
-def panel_arrays(panels, zrange=(0.0, 1.0)):
+def panel_arrays(panels, zrange=(0.0, 1.0), shape=None):
     """``(title, z, zmin, zmax)`` per ``(title, image, kind)`` panel (see :func:`image_panels_figure`); the
-    explorer uses it to update an existing figure in place, which is much faster than building a new one."""
+    explorer uses it to update an existing figure in place, which is much faster than building a new one.
+    ``shape`` ``(h, w)`` reshapes flat samples (default: square, 28x28 for empty panels)."""
     out = []
     for title, img, kind in panels:
         if kind not in ("image", "diff"):
             raise ValueError(f"panel kind must be 'image' or 'diff', got {kind!r}")
-        z = np.zeros((28, 28), np.float32) if img is None else as_image(img)
+        z = np.zeros(shape or (28, 28), np.float32) if img is None else as_image(img, shape)
         if kind == "image":
             out.append((title, z, zrange[0], zrange[1]))
         else:
@@ -52,7 +53,7 @@ def bar_values(distances, pred=None, boundary_class=None):
     return y, colors
 
 
-def image_panels_figure(panels, *, zrange=(0.0, 1.0), width: int = 760, height: int = 220):
+def image_panels_figure(panels, *, zrange=(0.0, 1.0), shape=None, width: int = 760, height: int = 220):
     """A row of grey-scale heatmaps.
 
     ``panels``: list of ``(title, image, kind)``; ``kind`` is ``"image"`` (fixed range ``zrange``) or
@@ -68,7 +69,8 @@ def image_panels_figure(panels, *, zrange=(0.0, 1.0), width: int = 760, height: 
     fig = make_subplots(
         rows=1, cols=len(panels), subplot_titles=[p[0] for p in panels], horizontal_spacing=0.02
     )
-    for j, ((_, z, lo, hi), (_, _, kind)) in enumerate(zip(panel_arrays(panels, zrange), panels), start=1):
+    arrays = panel_arrays(panels, zrange, shape)
+    for j, ((_, z, lo, hi), (_, _, kind)) in enumerate(zip(arrays, panels), start=1):
         cmap = "gray_r" if kind == "image" else "RdBu"
         hm = go.Heatmap(z=z, zmin=lo, zmax=hi, colorscale=cmap, showscale=False, hoverinfo="z")
         fig.add_trace(hm, row=1, col=j)

@@ -5,9 +5,9 @@ the ``*_props`` functions return the property dicts of single traces, and the ``
 whole figure from the same functions, so a figure is built in one place only.
 
 ``decision_surface`` traces, in order (:data:`SURFACE_TRACES`): class-region heatmap (also the target of
-clicks on empty space), decision boundary, train (clean), train (corrupted), test, every training sample's
-segment, linearized and DeepFool estimates, the selected sample's segment and boundary point, the
-selected-sample ring.
+clicks on empty space), decision boundary, train (clean), train (corrupted), test, rings around samples whose
+margin is not verified converged ("not converged"), every training sample's segment, linearized and
+DeepFool estimates, the selected sample's segment and boundary point, the selected-sample ring.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ __all__ = [
     "points_props",
     "segment_props",
     "marker_props",
+    "unverified_props",
     "training_curves",
     "curves_props",
     "margin_curves",
@@ -45,6 +46,7 @@ SURFACE_TRACES = (
     "train",
     "train_corrupted",
     "test",
+    "unverified",
     "all_segments",
     "linearized",
     "deepfool",
@@ -109,191 +111,111 @@ def marker_props(points) -> dict:
     return {"x": P[:, 0], "y": P[:, 1]}
 
 
-def decision_surface(
-    grid: Grid,
-    logits,
-    *,
-    n_classes: int,
-    train_X=None,
-    train_y=None,
-    train_kind=None,
-    test_X=None,
-    test_y=None,
-    selected=None,
-    boundary_point=None,
-    estimates=None,
-    all_segments=None,
-    title: str = "",
-    width: int = 500,
-    height: int = 480,
-    uirevision: str = "surface",
-):
+def unverified_props(points, status) -> dict:
+    """Rings around samples ``points`` (m, 2) whose margin status (``status`` words, e.g. ``"not
+    converged"``) is not ``converged``; the words show on hover."""
+    P = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+    words = np.asarray(status, dtype=str).reshape(-1)
+    return {"x": P[:, 0], "y": P[:, 1], "text": words.tolist()}
+
+
+def _xy(props=None) -> dict:
+    return props if props is not None else {"x": _EMPTY, "y": _EMPTY}
+
+
+def _one_segment(start, end) -> dict:
+    if start is None or end is None:
+        return _xy()
+    return segment_props(np.reshape(start, (1, 2)), np.reshape(end, (1, 2)))
+
+
+def _sample_traces(go, K, train_X, train_y, train_kind, test_X, test_y) -> list:
+    """The three sample traces: clean training samples, corrupted ones (symbol by kind), test samples."""
+
+    def pts(X, y, rows, kind, name, marker):
+        if X is None or len(X) == 0:
+            props = {"x": _EMPTY, "y": _EMPTY, "customdata": np.zeros(0, np.int32)}
+        else:
+            props = points_props(X, y, K, rows=rows, kind=kind, hover_prefix=f"{name} ")
+        props["marker"] = {**marker, **props.get("marker", {})}
+        return go.Scatter(mode="markers", name=name, **props)
+
+    train_X = np.zeros((0, 2), np.float32) if train_X is None else np.asarray(train_X).reshape(-1, 2)
+    kind = np.zeros(len(train_X), np.int8) if train_kind is None else np.asarray(train_kind)
+    ty = np.zeros(0, np.int64) if train_y is None else np.asarray(train_y)
+    clean, rows = kind == 0, np.arange(len(train_X))
+    return [
+        pts(train_X[clean], ty[clean] if len(ty) else ty, rows[clean], None, "train",
+            {"size": 7, "line": {"color": "white", "width": 1}}),
+        pts(train_X[~clean], ty[~clean] if len(ty) else ty, rows[~clean], kind[~clean], "train (corrupted)",
+            {"size": 9, "line": {"color": "black", "width": 1.5}}),
+        pts(test_X, test_y, None, None, "test",
+            {"size": 7, "opacity": 0.55, "line": {"color": "black", "width": 1}}),
+    ]
+
+
+def _overlay_traces(go, selected, boundary_point, estimates, all_segments) -> list:
+    """Rings of unverified samples, all segments, the estimates, the selected segment, point and ring."""
+    quiet = {"hoverinfo": "skip", "showlegend": False}
+    traces = [
+        go.Scatter(mode="markers", name="not converged", x=_EMPTY, y=_EMPTY, text=[], showlegend=False,
+                   hovertemplate="margin status: %{text}<extra></extra>",
+                   marker={"symbol": "circle-open", "size": 13, "color": "#FF7F0E", "line": {"width": 2}}),
+        go.Scatter(mode="lines", name="all segments", line={"color": "rgba(40,40,40,0.45)", "width": 1},
+                   **quiet, **_xy(None if all_segments is None
+                                  else segment_props(*all_segments, dtype=np.float32))),
+    ]
+    estimates = estimates or {}
+    for name, dash, symbol in (("linearized", "dash", "triangle-up"), ("deepfool", "dot", "square")):
+        traces.append(go.Scatter(mode="lines+markers", name=name, line={"color": "#555", "width": 1.5,
+                                                                        "dash": dash},
+                                 marker={"symbol": symbol, "size": [0, 9, 0], "color": "#555"}, **quiet,
+                                 **_one_segment(selected, estimates.get(name))))
+    has_sel = selected is not None and boundary_point is not None
+    traces += [
+        go.Scatter(mode="lines", name="segment", line={"color": "black", "width": 2.5}, **quiet,
+                   **_one_segment(selected, boundary_point if has_sel else None)),
+        go.Scatter(mode="markers", name="boundary point", **quiet,
+                   marker={"symbol": "x-thin", "size": 14, "line": {"width": 3, "color": "black"}},
+                   **_xy(marker_props(np.reshape(boundary_point, (1, 2))) if has_sel else None)),
+        go.Scatter(mode="markers", name="selected", **quiet,
+                   marker={"symbol": "circle-open", "size": 16, "line": {"width": 2.5}, "color": "black"},
+                   **_xy(marker_props(np.reshape(selected, (1, 2))) if selected is not None else None)),
+    ]
+    return traces
+
+
+def decision_surface(grid: Grid, logits, *, n_classes: int, train_X=None, train_y=None, train_kind=None,
+                     test_X=None, test_y=None, selected=None, boundary_point=None, estimates=None,
+                     all_segments=None, title: str = "", width: int = 500, height: int = 480,
+                     uirevision: str = "surface"):
     """Class regions and decision boundary of a 2-D classifier, with samples and margin segments.
 
     ``logits`` (ny*nx, K) are the model's outputs at ``grid.points``. ``train_kind`` (n,) marks corrupted
     training samples (0 clean, 1 label, 2 input, 3 both). ``selected`` (2,) is a sample and
     ``boundary_point`` (2,) its nearest boundary point; ``estimates`` maps ``"linearized"``/``"deepfool"`` to
     estimated boundary points (2,); ``all_segments`` is a pair ``(samples (m, 2), boundary points (m, 2))``.
+    The traces are :data:`SURFACE_TRACES`, in that order.
     """
     import plotly.graph_objects as go
 
     K = int(n_classes)
-    regions = go.Heatmap(
-        x=grid.xs,
-        y=grid.ys,
-        name="regions",
-        showscale=False,
-        hoverinfo="none",
-        colorscale=region_colorscale(K),
-        zmin=-0.5,
-        zmax=K * REGION_LEVELS - 0.5,
-        **regions_props(grid, logits, K),
-    )
-    boundary = go.Scatter(
-        mode="lines",
-        name="boundary",
-        hoverinfo="skip",
-        showlegend=False,
-        line={"color": "#222", "width": 2},
-        **boundary_props(grid, logits),
-    )
-
-    def pts(X, y, rows, kind, name, **style):
-        if X is None or len(X) == 0:
-            props = {"x": _EMPTY, "y": _EMPTY, "customdata": np.zeros(0, np.int32)}
-        else:
-            props = points_props(X, y, K, rows=rows, kind=kind, hover_prefix=f"{name} ")
-        style_marker = style.pop("marker", {})
-        props["marker"] = {**style_marker, **props.get("marker", {})}
-        return go.Scatter(mode="markers", name=name, **props, **style)
-
-    train_X = np.zeros((0, 2), np.float32) if train_X is None else np.asarray(train_X).reshape(-1, 2)
-    train_kind = np.zeros(len(train_X), np.int8) if train_kind is None else np.asarray(train_kind)
-    clean = train_kind == 0
-    rows = np.arange(len(train_X))
-    ty = np.zeros(0, np.int64) if train_y is None else np.asarray(train_y)
-    line = {"color": "white", "width": 1}
-    traces = [
-        regions,
-        boundary,
-        pts(
-            train_X[clean],
-            ty[clean] if len(ty) else ty,
-            rows[clean],
-            None,
-            "train",
-            marker={"size": 7, "line": line},
-        ),
-        pts(
-            train_X[~clean],
-            ty[~clean] if len(ty) else ty,
-            rows[~clean],
-            train_kind[~clean],
-            "train (corrupted)",
-            marker={"size": 9, "line": {"color": "black", "width": 1.5}},
-        ),
-        pts(
-            test_X,
-            test_y,
-            None,
-            None,
-            "test",
-            marker={"size": 7, "opacity": 0.55, "line": {"color": "black", "width": 1}},
-        ),
-    ]
-    seg = (
-        segment_props(*all_segments, dtype=np.float32)
-        if all_segments is not None
-        else {"x": _EMPTY, "y": _EMPTY}
-    )
-    traces.append(
-        go.Scatter(
-            mode="lines",
-            name="all segments",
-            hoverinfo="skip",
-            showlegend=False,
-            line={"color": "rgba(40,40,40,0.45)", "width": 1},
-            **seg,
-        )
-    )
-    estimates = estimates or {}
-    for name, dash, symbol in (("linearized", "dash", "triangle-up"), ("deepfool", "dot", "square")):
-        p = estimates.get(name)
-        xy = (
-            segment_props(np.reshape(selected, (1, 2)), np.reshape(p, (1, 2)))
-            if p is not None and selected is not None
-            else {"x": _EMPTY, "y": _EMPTY}
-        )
-        traces.append(
-            go.Scatter(
-                mode="lines+markers",
-                name=name,
-                hoverinfo="skip",
-                showlegend=False,
-                line={"color": "#555", "width": 1.5, "dash": dash},
-                marker={"symbol": symbol, "size": [0, 9, 0], "color": "#555"},
-                **xy,
-            )
-        )
-    has_sel = selected is not None and boundary_point is not None
-    seg1 = (
-        segment_props(np.reshape(selected, (1, 2)), np.reshape(boundary_point, (1, 2)))
-        if has_sel
-        else {"x": _EMPTY, "y": _EMPTY}
-    )
-    traces.append(
-        go.Scatter(
-            mode="lines",
-            name="segment",
-            hoverinfo="skip",
-            showlegend=False,
-            line={"color": "black", "width": 2.5},
-            **seg1,
-        )
-    )
-    bp = marker_props(np.reshape(boundary_point, (1, 2))) if has_sel else {"x": _EMPTY, "y": _EMPTY}
-    traces.append(
-        go.Scatter(
-            mode="markers",
-            name="boundary point",
-            hoverinfo="skip",
-            showlegend=False,
-            marker={"symbol": "x-thin", "size": 14, "line": {"width": 3, "color": "black"}},
-            **bp,
-        )
-    )
-    sel = marker_props(np.reshape(selected, (1, 2))) if selected is not None else {"x": _EMPTY, "y": _EMPTY}
-    traces.append(
-        go.Scatter(
-            mode="markers",
-            name="selected",
-            hoverinfo="skip",
-            showlegend=False,
-            marker={"symbol": "circle-open", "size": 16, "line": {"width": 2.5}, "color": "black"},
-            **sel,
-        )
-    )
+    regions = go.Heatmap(x=grid.xs, y=grid.ys, name="regions", showscale=False, hoverinfo="none",
+                         colorscale=region_colorscale(K), zmin=-0.5, zmax=K * REGION_LEVELS - 0.5,
+                         **regions_props(grid, logits, K))
+    boundary = go.Scatter(mode="lines", name="boundary", hoverinfo="skip", showlegend=False,
+                          line={"color": "#222", "width": 2}, **boundary_props(grid, logits))
+    traces = [regions, boundary, *_sample_traces(go, K, train_X, train_y, train_kind, test_X, test_y),
+              *_overlay_traces(go, selected, boundary_point, estimates, all_segments)]
     fig = go.Figure(traces)
     fig.update_layout(
-        title={"text": title, "x": 0.02, "font": {"size": 14}},
-        width=width,
-        height=height,
-        margin={"l": 40, "r": 10, "t": 40 if title else 10, "b": 30},
-        uirevision=uirevision,
-        hovermode="closest",
-        clickmode="event",
-        dragmode=False,
-        plot_bgcolor="white",
+        title={"text": title, "x": 0.02, "font": {"size": 14}}, width=width, height=height,
+        margin={"l": 40, "r": 10, "t": 40 if title else 10, "b": 30}, uirevision=uirevision,
+        hovermode="closest", clickmode="event", dragmode=False, plot_bgcolor="white",
         legend={"orientation": "h", "y": -0.08, "x": 0, "font": {"size": 11}},
         xaxis={"range": grid.x_range, "constrain": "domain", "showgrid": False, "zeroline": False},
-        yaxis={
-            "range": grid.y_range,
-            "scaleanchor": "x",
-            "scaleratio": 1,
-            "constrain": "domain",
-            "showgrid": False,
-            "zeroline": False,
-        },
+        yaxis={"range": grid.y_range, "scaleanchor": "x", "scaleratio": 1, "constrain": "domain",
+               "showgrid": False, "zeroline": False},
     )
     return fig
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import importlib
 
 # public name -> submodule
-_NAMES = {"Playground": "playground", "PlaygroundSettings": "playground", "MarginExplorer": "explorer"}
+_NAMES = {"Playground": "playground", "PlaygroundSettings": "playground", "MarginExplorer": "explorer",
+          "ExplorerSettings": "explorer"}
 
 __all__ = sorted(_NAMES)
 

@@ -51,7 +51,11 @@ CHROMIUM_ARGS = [
 ]
 
 # Uncaught page errors known to be harmless (regexes); anything else fails the test.
-IGNORED_PAGE_ERRORS: list[str] = [r"ResizeObserver loop"]
+# anywidget (plotly's FigureWidget runtime) rejects a model's `ready` promise on a fixed 2 s timer, also when
+# loading the ~3.5 MB plotly.js ESM merely takes longer (a busy CI runner); the widget still renders when the
+# load ends. Measured here with the page's CPU throttled 8x: all five explorer figures drew all their traces.
+# The tests wait for the figures and their data themselves, so a widget that really fails still fails them.
+IGNORED_PAGE_ERRORS: list[str] = [r"ResizeObserver loop", r"\[anywidget\] Failed to initialize model\."]
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 

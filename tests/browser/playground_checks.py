@@ -30,10 +30,7 @@ def check_click_point(s, surface: str) -> int:
     row = int(p["cd"])
     s.wait_for(
         f"margin text for train #{row}",
-        lambda _st: (
-            f"train #{row}" in s.text(".widget-html:has-text('margin')")
-            and "margin" in s.text(f".widget-html:has-text('train #{row}')")
-        ),
+        lambda _st: f"train #{row}" in (info := s.text(".marginlab-info")) and "margin" in info,
         60,
     )
 
@@ -49,7 +46,7 @@ def check_click_point(s, surface: str) -> int:
         )
 
     s.wait_plot(surface, f"boundary point + segment of train #{row}", drawn)
-    info = s.text(f".widget-html:has-text('train #{row}')")
+    info = s.text(".marginlab-info")
     assert re.search(r"margin \d+\.\d+", info), f"the margin text shows no number: {info!r}"
     return row
 

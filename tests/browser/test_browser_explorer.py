@@ -1,5 +1,6 @@
 """MNIST explorer in JupyterLab (smoke mode): click a point in an embedding, see the sample, boundary and
-perturbation images of *that* point."""
+perturbation images of *that* point; the layout fits JupyterLab at 1280x800 (file browser open) and
+1920x1080, and the copied link opens the same setup in Voila at 1024x768."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 
 import pytest
 from labharness import RUN_ALL_S
+from layout_checks import assert_fits, copied_link, open_in_voila
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
@@ -17,7 +19,9 @@ MARK_TRACES = {"highlight", "selected"}
 
 def test_explorer_click_shows_images(session):
     s = session
+    s.page.set_viewport_size({"width": 1280, "height": 800})
     s.open_notebook(NB)
+    s.page.evaluate("() => window.jupyterapp.commands.execute('filebrowser:activate')")
     s.run_all()
     # The app cell trains and solves before it displays anything (run=True): bound the wait by RUN_ALL_S.
     s.wait_visible(".js-plotly-plot .main-svg", "first plotly figure", timeout=RUN_ALL_S)
@@ -27,7 +31,8 @@ def test_explorer_click_shows_images(session):
     s.timings.mark("embedding_plot")
     s.wait_all_executed()
     images = s.tag_plot("images", text=r"^perturbation")
-    s.screenshot("executed")
+    s.page.locator(emb).first.scroll_into_view_if_needed()
+    assert_fits(s, "lab-1280x800")
 
     details = s.page.locator(".widget-html", has_text="margin / max margin")
     before = s.plot(images)["annotations"]
@@ -64,3 +69,14 @@ def test_explorer_click_shows_images(session):
     s.page.locator(images).scroll_into_view_if_needed()
     s.screenshot("clicked")
     s.check_health()  # no error output, widget error or app error message after the interaction
+    s.page.set_viewport_size({"width": 1920, "height": 1080})
+    assert_fits(s, "lab-1920x1080")
+
+    # the copied link opens the same setup (from the cache) in Voila on a small screen
+    url = copied_link(s)
+    assert "/voila/render/notebooks/02_mnist_explorer.ipynb?state=" in url, url
+    v = open_in_voila(s, url)
+    v.tag_plot("embedding", text=r"of .+ \(\d+ samples\)", timeout=RUN_ALL_S)
+    v.check_health()
+    v.page.locator(".widget-html", has_text="from cache: model, margins").first.wait_for(timeout=60_000)
+    assert_fits(v, "voila-1024x768")

@@ -1,4 +1,5 @@
-"""Robust accuracy under small perturbations: FGSM, iterative FGSM, l2 PGD and Gaussian noise.
+"""Attacks: inputs perturbed within a budget eps (FGSM, iterative FGSM, l2 PGD, Gaussian noise) and the
+accuracy that remains (robust accuracy).
 
 Used for seed 002 Table 1 (l2 PGD at several eps) and seed 003/004's robustness curves (FGSM, iterative
 FGSM, Gaussian noise). Whole batches are attacked at once; inputs are not clipped to a pixel range because
@@ -15,18 +16,21 @@ attack gradient was exactly zero, so masking is visible either way.
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from .._validation import check_choice, check_float, check_int
-from .spec import ATTACK_LOSSES, ATTACKS  # declared with the spec, which must not import torch
+from ._validation import check_choice, check_float, check_int
 
 __all__ = ["ATTACKS", "ATTACK_LOSSES", "perturb", "robust_accuracy"]
 
+# torch is imported where an attack runs: the experiment spec reads these names without loading it
+ATTACKS = ("fgsm", "ifgsm", "pgd", "noise")
+ATTACK_LOSSES = ("margin", "xent")  # what the gradient attacks ascend (module docstring)
 
 
 def _grad(model, x, y, loss: str = "margin"):
     """Gradient (w.r.t. the input) of the loss the attack ascends, per sample (summed over the batch)."""
+    import torch
+    import torch.nn.functional as F
+
     x = x.detach().requires_grad_(True)
     z = model(x)
     if loss == "xent":
@@ -57,7 +61,7 @@ def _l2_project(delta, eps):
 def perturb(
     model, X, y, attack: str, eps: float, *, steps: int = 10, seed: int = 0, loss: str = "margin",
     stats: dict | None = None,
-) -> torch.Tensor:
+):
     """Perturbed copies of ``X`` (tensor on the model's device): ``fgsm`` / ``ifgsm`` in l_inf, ``pgd`` in l2
     (step 2.5 eps / steps, Madry et al.), ``noise``: X + eps * N(0, I) drawn from ``seed``. Gradient attacks
     ascend ``loss`` (``margin``: the logit margin, default; ``xent``: cross-entropy). When given, ``stats``
@@ -66,6 +70,8 @@ def perturb(
     eps = check_float(eps, "eps", min_value=0.0)
     steps = check_int(steps, "steps", min_value=1)
     loss = check_choice(loss, "loss", ATTACK_LOSSES)
+    import torch
+
     if eps == 0:
         return X.detach().clone()
     if attack == "noise":
@@ -96,6 +102,7 @@ def robust_accuracy(
     (numpy or tensor); ``zero_grad``: fraction of samples whose first attack gradient was exactly zero (NaN
     for noise and eps 0), a sign of gradient masking when it is not ~0."""
     import pandas as pd
+    import torch
 
     loss = check_choice(loss, "loss", ATTACK_LOSSES)
     dev = next(model.parameters()).device
