@@ -145,7 +145,11 @@ def _step(st: _Rows, g, w, cfg: WalkConfig):
     r_new = torch.linalg.vector_norm(dz_new, dim=1)
     near = ~zg & (delta <= cfg.near * r_new) & torch.isfinite(r_new)
     fresh = torch.isinf(st.rho)
-    better = near & (r_new < st.rho * (1 - 1e-9))
+    # an improvement smaller than the estimate's own correction, from an estimate ten times less exact than
+    # the accepted one, is not evidence of descent (it is how a walk cycles between the two sides of a kink):
+    # it counts as a rejection, so alpha shrinks and the kink step is tried
+    dubious = (delta > 10 * st.delta) & (r_new > st.rho - delta)
+    better = near & (r_new < st.rho * (1 - 1e-9)) & ~dubious
     # a merit from a Newton estimate off the boundary can be optimistic, by up to about its correction
     # delta (a curved boundary, or a kink between the point and the estimate): an estimate ten times nearer
     # the boundary that is worse by less than that replaces it without counting as a rejection (each

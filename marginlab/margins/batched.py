@@ -116,13 +116,18 @@ class BatchedSolver(MarginMethod):
             f64 = Float64Net(prob)
             prob = _precise(prob, f64)
             todo = np.arange(len(S))
+            cont = np.zeros(len(S), bool)
             for rnd in range(1 + self.escalations):
-                self._round(prob, f64, book, todo, rnd)
+                self._round(prob, f64, book, todo[~cont[todo]], rnd)
+                self._round(prob, f64, book, todo[cont[todo]], rnd, fresh=False)
                 self._bracket_across(f64, book)
                 _resolve_by_bounds(prob, book)
                 status = self._result(book, p, skipped, False).status.astype(str)
                 redo = np.isin(status, _ESCALATE) | np.char.startswith(status, "unresolved")
                 todo = self._pairs_to_redo(book, redo)
+                # a sample whose nearest point only ran out of iterations continues from it with twice as
+                # many; new random starts are for samples whose starts disagree or that lack a point
+                cont = (status == "budget exhausted")[book.S]
                 if todo.size == 0:
                     break
         return self._result(book, p, skipped, signed)
@@ -135,16 +140,19 @@ class BatchedSolver(MarginMethod):
         want = ~resolved | (book.dist <= self.prune * margin[book.S])
         return np.nonzero(want & redo[book.S])[0]
 
-    def _round(self, prob, f64, book, todo, rnd):
+    def _round(self, prob, f64, book, todo, rnd, fresh=True):
         """Walk the pairs ``todo`` (indices into the book's pairs) from this round's starts, verify each
-        pair's best start, and merge into the book."""
+        pair's best start, and merge into the book. ``fresh=False``: in dimension > 3, continue from each
+        pair's best point only (no new random starts)."""
+        if todo.size == 0:
+            return
         dev = prob.device
         Si = torch.as_tensor(book.S[todo], device=dev)
         Ii = torch.as_tensor(book.I[todo], device=dev)
         Ji = torch.as_tensor(book.J[todo], device=dev)
         x = prob.x0[Si]
         g0, w0 = pair_grad(prob.f, x, Ii, Ji)
-        z0, independent, crossings = self._starts(prob, x, g0, w0, book, todo, rnd)
+        z0, independent, crossings = self._starts(prob, x, g0, w0, book, todo, rnd, fresh)
         R, P = z0.shape[0], len(todo)
         cfg = WalkConfig(max_iter=self.max_iter * 2 ** rnd, xtol=self.xtol, min_step=self.min_step,
                          near=self.near, prune=self.prune, prune_after=self.prune_after)
@@ -220,7 +228,7 @@ class BatchedSolver(MarginMethod):
         book.merge(rows, v.numpy(), codes, 10 * self.tol)
 
     # ------------------------------------------------------------------------------------------------
-    def _starts(self, prob, x, g0, w0, book, todo, rnd):
+    def _starts(self, prob, x, g0, w0, book, todo, rnd, fresh=True):
         """Start points (R, P, D) for the pairs' rows x (P, D), and which starts are independent (R,).
         Round 0: x and random perturbations of x (low dimension: rays). Later rounds: each pair's best point
         so far (a continuation, not independent; x where none) and more random perturbations of x."""
@@ -230,9 +238,10 @@ class BatchedSolver(MarginMethod):
         # zero gradient at x (dead ReLU region): spread the starts on the scale of x instead
         fallback = torch.linalg.vector_norm(x, dim=1).clamp(min=1.0)
         d_lin = torch.where((wn > 1e-30) & torch.isfinite(d_lin) & (d_lin > 0), d_lin, fallback)
-        noise = _noise(prob, book.S[todo], book.J[todo], rnd, self._n_random(D, rnd), D, self.seed)
-        noise = noise.to(x.device, x.dtype)
         low = D <= 3 and self.n_directions > 0
+        n_random = self._n_random(D, rnd) if (fresh or low or rnd == 0) else 0
+        noise = _noise(prob, book.S[todo], book.J[todo], rnd, n_random, D, self.seed)
+        noise = noise.to(x.device, x.dtype)
         crossings = None
         if low:
             # rays evenly spread (more of them, at a new phase, in each escalation round): each pair starts at
@@ -334,7 +343,10 @@ def _resolve_by_bounds(prob, book):
     whole ball of the sample's margin: no point of class j lies nearer, so the margin stands (a class that
     never wins, a boundary far away). Networks the bounds do not support keep such pairs unresolved."""
     margin = book.margins()
-    rows = np.nonzero(~book.ok & ~book.farther & np.isfinite(margin[book.S]))[0]
+    m = margin[book.S]
+    across = book.across & (book.across_dist >= m)  # resolved already: another class lies nearer on its way
+    # a bound that failed on a ball fails on a larger one too (the relaxation only loosens): not retried
+    rows = np.nonzero(~book.ok & ~book.farther & ~across & np.isfinite(m) & (m < book.bound_tried))[0]
     if rows.size == 0:
         return
     try:
@@ -348,6 +360,7 @@ def _resolve_by_bounds(prob, book):
     radius = torch.as_tensor(margin[book.S[rows]], device=dev, dtype=torch.float64)
     lb = pair_lower_bounds(prob.net, prob.shape, prob.x0[S].double(), I, J, radius, p=2.0)
     book.farther[rows] = (lb > 0).cpu().numpy()
+    book.bound_tried[rows] = m[rows]
 
 
 def _sample_min(S, values, n):
@@ -451,6 +464,7 @@ class _Book:
         self.farther = np.zeros(P, bool)               # proved farther than the sample's margin
         self.across = np.zeros(P, bool)                # the search crossed another class first (see merge)
         self.across_dist = np.full(P, np.inf)
+        self.bound_tried = np.full(P, np.inf)          # the radius at which a linear bound last failed
         self.iters = np.zeros(P, np.int64)
         self.evals = np.zeros(P, np.int64)
         self.start_sample, self.start_rho = [], []     # independent starts only

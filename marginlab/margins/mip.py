@@ -183,6 +183,9 @@ def _finish(method, prob, rows, p, skipped, signed, up, out, lower_lin, R, box):
     res.lower = np.minimum(lower, np.where(np.isfinite(res.margin), res.margin, np.inf))
     res.certified = res.converged & np.isfinite(res.lower) & (res.lower >= res.margin * (1 - CERTIFIED_RTOL))
     status[res.certified] = "certified"
+    # the MIP's word for "converged" is "proved": a verified point whose optimality is not proved (gap, time
+    # limit) is not reported converged
+    res.converged = res.certified.copy()
     status[skipped] = "skipped"
     res.status = status
     if signed and prob.label is not None:

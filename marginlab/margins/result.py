@@ -52,8 +52,9 @@ class MarginResult:
     seconds : (n,) float64
         Wall-clock seconds attributed to the sample (batched methods share the batch time evenly).
     status : (n,) str
-        Why a sample is or is not converged, in words: ``"converged"``, ``"skipped"``, ``"unresolved pair
-        7"``, ``"not stationary"``, ``"starts disagree"``, ``"no boundary point"`` ...
+        Why a sample is or is not converged, in words: ``"converged"``, ``"certified"`` (mip: converged and
+        proved globally optimal), ``"skipped"``, ``"unresolved pair 7"``, ``"budget exhausted"``, ``"starts
+        disagree"``, ``"no boundary point"``, ``"gap"`` / ``"time limit"`` (mip) ...
     verified : (n,) bool
         ``margin`` is the distance to a verified point of the decision boundary (an upper bound on the true
         margin), whether or not the search is known to have found the nearest one.
