@@ -36,6 +36,7 @@ from .._validation import check_float, check_int
 from ._core import PairCode, assemble, pair_index, sample_streams
 from ._walk import Stop, WalkConfig, pair_grad, walk
 from .base import MarginMethod
+from .box import box_for, check_bounds
 from .verify import Float64Net, no_tf32, verify_rays
 
 __all__ = ["BatchedSolver"]
@@ -81,6 +82,10 @@ class BatchedSolver(MarginMethod):
         Cap on the random starts per pair in one round.
     seed : int >= 0
         Seed of the random starts.
+    bounds : (lo, hi) or None
+        Input box (scalars or arrays broadcastable to the input shape): the nearest boundary point inside
+        it. Starts are clipped into the box, the walk's tangent steps project onto it, and verification rays
+        stop at its faces. Seed 000's margin is unconstrained (the default).
     tol, chunk_size
         See :class:`MarginMethod` (``tol``: relative width of the verified bracket).
     """
@@ -91,7 +96,8 @@ class BatchedSolver(MarginMethod):
     def __init__(self, *, max_iter: int = 30, xtol: float = 1e-5, min_step: float = 0.02, tol: float = 1e-6,
                  chunk_size: int = 512, restarts: int = 2, n_directions: int = 16, spread: float = 4.0,
                  prune: float = 1.1, prune_after: int = 4, seed: int = 0, near: float = 0.05,
-                 min_agree: int = 2, agree_tol: float = 1e-3, escalations: int = 2, max_restarts: int = 32):
+                 min_agree: int = 2, agree_tol: float = 1e-3, escalations: int = 2, max_restarts: int = 32,
+                 bounds=None):
         super().__init__(tol=tol, chunk_size=chunk_size)
         self.max_iter = check_int(max_iter, "max_iter", min_value=1)
         self.xtol = check_float(xtol, "xtol", min_value=0.0, min_inclusive=False)
@@ -107,6 +113,7 @@ class BatchedSolver(MarginMethod):
         self.agree_tol = check_float(agree_tol, "agree_tol", min_value=0.0, min_inclusive=False)
         self.escalations = check_int(escalations, "escalations", min_value=0)
         self.max_restarts = check_int(max_restarts, "max_restarts", min_value=1)
+        self.bounds = check_bounds(bounds)
 
     # ------------------------------------------------------------------------------------------------
     def _solve(self, prob, rows, p, skipped, signed):
@@ -114,7 +121,9 @@ class BatchedSolver(MarginMethod):
         book = _Book(prob, S, I, J)
         if len(S):
             f64 = Float64Net(prob)
+            box = box_for(self.bounds, prob)
             prob = _precise(prob, f64)
+            book.set_box(box, prob)
             todo = np.arange(len(S))
             cont = np.zeros(len(S), bool)
             for rnd in range(1 + self.escalations):
@@ -155,7 +164,7 @@ class BatchedSolver(MarginMethod):
         z0, independent, crossings = self._starts(prob, x, g0, w0, book, todo, rnd, fresh)
         R, P = z0.shape[0], len(todo)
         cfg = WalkConfig(max_iter=self.max_iter * 2 ** rnd, xtol=self.xtol, min_step=self.min_step,
-                         near=self.near, prune=self.prune, prune_after=self.prune_after)
+                         near=self.near, prune=self.prune, prune_after=self.prune_after, box=book.box_t)
         rho, pts, why, iters = walk(prob.f, x.repeat(R, 1), Ii.repeat(R), Ji.repeat(R), z0.reshape(R * P, -1),
                                     Si.repeat(R), R, cfg, gw0=(g0, w0) if rnd == 0 else None)
         rho, pts, why = rho.reshape(R, P), pts.reshape(R, P, -1), why.reshape(R, P)
@@ -175,7 +184,7 @@ class BatchedSolver(MarginMethod):
             return
         samples, ends = samples[ok.cpu().numpy()], ends[ok]
         x = prob.x0[torch.as_tensor(samples, device=ends.device)]
-        v = verify_rays(f64, x, ends, torch.as_tensor(prob.pred[samples]), tol=self.tol)
+        v = verify_rays(f64, x, ends, torch.as_tensor(prob.pred[samples]), tol=self.tol, box=book.box)
         res = v.numpy()
         key = {(int(a), int(b)): k for k, (a, b) in enumerate(zip(book.S, book.J))}
         rows = np.array([key.get((int(a), int(c)), -1) for a, c in zip(samples, res["cls"])], np.int64)
@@ -207,8 +216,8 @@ class BatchedSolver(MarginMethod):
             start = order[pick[:, sel].to(torch.int8).argmax(0), sel]
             # land the end point just across the boundary so the first bracket usually holds
             cand = x[sel] + (1 + 1e-4) * (pts[start, sel] - x[sel])
-            v = verify_rays(f64, x[sel], cand, Ii[sel], tol=self.tol, skip_beyond=skip[sel])
-            v = _refine_tiny(f64, x[sel], Ii[sel], book.J[todo][sel.cpu().numpy()], v, self.tol)
+            v = verify_rays(f64, x[sel], cand, Ii[sel], tol=self.tol, skip_beyond=skip[sel], box=book.box)
+            v = _refine_tiny(f64, x[sel], Ii[sel], book.J[todo][sel.cpu().numpy()], v, self.tol, book.box)
             codes = _codes(why[start, sel].cpu().numpy())
             book.merge(todo[sel.cpu().numpy()], v.numpy(), codes, 10 * self.tol)
             left[sel[(v.ok | v.across).to(sel.device)]] = False
@@ -223,7 +232,7 @@ class BatchedSolver(MarginMethod):
         dev = book.prob.device
         x = book.prob.x0[torch.as_tensor(book.S[rows], device=dev)]
         z, i = torch.as_tensor(book.point[rows]), torch.as_tensor(book.I[rows])
-        v = verify_rays(f64, x, z, i, tol=self.tol)
+        v = verify_rays(f64, x, z, i, tol=self.tol, box=book.box)
         codes = np.full(rows.size, int(PairCode.BUDGET))  # a crossing on the way, not the walk's minimum
         book.merge(rows, v.numpy(), codes, 10 * self.tol)
 
@@ -248,7 +257,7 @@ class BatchedSolver(MarginMethod):
             # the nearest class changes to its class, the rest at the first-order distance on its own rays
             u = _directions(noise, D, noise.shape[0])
             scan, crossings = self._scan(prob, book.S[todo], book.J[todo], x, d_lin, u, rnd,
-                                         None if rnd == 0 else book.margins())
+                                         None if rnd == 0 else book.margins(), box=book.box_t)
             random = [scan, x[None] + d_lin[None, :, None] * u[::2]]
         else:
             radius = self.spread * (1.0 if rnd == 0 else
@@ -256,6 +265,8 @@ class BatchedSolver(MarginMethod):
                                     / max(1, noise.shape[0] - 1))
             random = [x[None] + (torch.as_tensor(radius, device=x.device, dtype=x.dtype).reshape(-1, 1)
                                  * d_lin[None])[:, :, None] * noise]
+        if book.box_t is not None:  # every start inside the box (x is)
+            random = [torch.minimum(torch.maximum(r, book.box_t[0]), book.box_t[1]) for r in random]
         if rnd == 0:
             z0 = torch.cat([x[None]] + random, 0)
             return z0, np.ones(z0.shape[0], bool), crossings
@@ -274,7 +285,7 @@ class BatchedSolver(MarginMethod):
         return min(self.max_restarts, max(base, 2) * 4 ** rnd)
 
     @torch.no_grad()
-    def _scan(self, prob, S, J, x, d_lin, u, rnd, margin=None, n_radii: int = 32):
+    def _scan(self, prob, S, J, x, d_lin, u, rnd, margin=None, n_radii: int = 32, box=None):
         """Low dimension: one forward-only scan per sample along ``2 n_directions`` evenly spread rays, at
         ``n_radii`` geometric radii up to 8 times the sample's largest first-order distance (in escalation
         rounds: up to the sample's margin so far, where any change is a nearer boundary); each pair
@@ -297,6 +308,8 @@ class BatchedSolver(MarginMethod):
         pred = torch.as_tensor(prob.pred[samples], device=x.device)
         cls = prob.f(pts.reshape(-1, D)).argmax(1).reshape(len(samples), M, n_radii)
         hit = cls != pred[:, None, None]
+        if box is not None:  # a class change outside the box is not a boundary point of the problem
+            hit &= ((pts >= box[0]) & (pts <= box[1])).all(-1)
         k = hit.to(torch.int8).argmax(2)                                                  # first change
         first = torch.gather(cls, 2, k[..., None]).squeeze(2)
         r_prev = torch.gather(rad, 1, (k - 1).clamp(min=0).reshape(len(samples), -1)).reshape(k.shape)
@@ -340,7 +353,7 @@ def _precise(prob, f64):
 
 def _resolve_by_bounds(prob, book):
     """Pairs without a verified point are resolved where a sound linear bound proves f_i - f_j > 0 on the
-    whole ball of the sample's margin: no point of class j lies nearer, so the margin stands (a class that
+    whole ball of the sample's margin (inside the input box, if any): no point of class j lies nearer, so the margin stands (a class that
     never wins, a boundary far away). Networks the bounds do not support keep such pairs unresolved."""
     margin = book.margins()
     m = margin[book.S]
@@ -358,7 +371,7 @@ def _resolve_by_bounds(prob, book):
     dev = prob.device
     S, I, J = (torch.as_tensor(a[rows], device=dev) for a in (book.S, book.I, book.J))
     radius = torch.as_tensor(margin[book.S[rows]], device=dev, dtype=torch.float64)
-    lb = pair_lower_bounds(prob.net, prob.shape, prob.x0[S].double(), I, J, radius, p=2.0)
+    lb = pair_lower_bounds(prob.net, prob.shape, prob.x0[S].double(), I, J, radius, p=2.0, box=book.box)
     book.farther[rows] = (lb > 0).cpu().numpy()
     book.bound_tried[rows] = m[rows]
 
@@ -417,7 +430,7 @@ def _codes(why):
                     int(PairCode.BUDGET))
 
 
-def _refine_tiny(f64, x, i, J, v, tol):
+def _refine_tiny(f64, x, i, J, v, tol, box=None):
     """Tiny margins (relative to |x|): float32 iterates fix the direction only to ~eps32 |x| / dist, so take
     one float64 projection step from the verified point and keep it where it verifies closer."""
     x64 = x.to(f64.device, torch.float64)
@@ -436,7 +449,7 @@ def _refine_tiny(f64, x, i, J, v, tol):
     zq = xt - ((gt + (wt * (xt - zt)).sum(1)) / (wt * wt).sum(1).clamp(min=1e-300))[:, None] * wt
     cand = xt + (1 + 1e-10) * (zq - xt)
     cand = torch.where(torch.isfinite(cand).all(1)[:, None], cand, v.point[tiny])
-    v2 = verify_rays(f64, xt, cand, i[tiny], tol=tol)
+    v2 = verify_rays(f64, xt, cand, i[tiny], tol=tol, box=box)
     win = v2.ok & (v2.dist < v.dist[tiny])
     tw = tiny[win]
     for name in ("point", "dist", "cls", "residual", "width", "top_two", "ok"):
@@ -465,9 +478,15 @@ class _Book:
         self.across = np.zeros(P, bool)                # the search crossed another class first (see merge)
         self.across_dist = np.full(P, np.inf)
         self.bound_tried = np.full(P, np.inf)          # the radius at which a linear bound last failed
+        self.box, self.box_t = None, None              # input box: flat float64 arrays / tensors
         self.iters = np.zeros(P, np.int64)
         self.evals = np.zeros(P, np.int64)
         self.start_sample, self.start_rho = [], []     # independent starts only
+
+    def set_box(self, box, prob):
+        if box is not None:
+            self.box = box
+            self.box_t = tuple(torch.as_tensor(b, device=prob.device, dtype=prob.dtype) for b in box)
 
     def add_starts(self, todo, rho, why, independent):
         self.zero[todo] &= (why == int(Stop.ZERO_GRAD)).all(0)
