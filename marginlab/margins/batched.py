@@ -353,8 +353,9 @@ def _precise(prob, f64):
 
 def _resolve_by_bounds(prob, book):
     """Pairs without a verified point are resolved where a sound linear bound proves f_i - f_j > 0 on the
-    whole ball of the sample's margin (inside the input box, if any): no point of class j lies nearer, so the margin stands (a class that
-    never wins, a boundary far away). Networks the bounds do not support keep such pairs unresolved."""
+    whole ball of the sample's margin (inside the input box, if any): no point of class j lies nearer, so
+    the margin stands (a class that never wins, a boundary far away). Networks the bounds do not support
+    keep such pairs unresolved."""
     margin = book.margins()
     m = margin[book.S]
     across = book.across & (book.across_dist >= m)  # resolved already: another class lies nearer on its way
