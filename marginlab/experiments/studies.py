@@ -33,7 +33,8 @@ MISSING_MARGIN = {
     "seeds": [0, 1, 2],
     # seed 000 §4.2: SGD with momentum, batch 64, lr 0.01 x 0.99 every 5 epochs, trained to interpolation
     "train": {**_SGD, "epochs": 300, "lr_decay": 0.99, "lr_decay_every": 5, "target_train_acc": 1.0},
-    "margins": {"method": "batched", "n_samples": 1000, "max_margin": True},
+    # seed 000 §5 measures the margins of correctly classified training samples only
+    "margins": {"method": "batched", "n_samples": 1000, "max_margin": True, "skip_misclassified": True},
     # smoke: the batched solver's refinement is capped (max_iter 10-20 changed mean margins by < 1e-4 here)
     "quick": {
         "data": {"n_train": 600, "n_val": 500},
@@ -74,7 +75,7 @@ MISSING_MARGIN_CIFAR10 = {
         "target_train_acc": 1.0,
         "device": "auto",
     },
-    "margins": {"method": "batched", "n_samples": 1000, "max_margin": True},
+    "margins": {"method": "batched", "n_samples": 1000, "max_margin": True, "skip_misclassified": True},
     "quick": {
         "data": {"n_train": 500, "n_val": 500},
         "capacities": [10, 20],
@@ -145,7 +146,10 @@ NORMALIZED_MARGIN = {
             "constraints": [{"kind": "frobenius", "max_norm": 1.0}],
         },
     ],
-    "margins": {"method": "batched", "n_samples": 500, "max_margin": False, "normalized": True},
+    # seed 001 Figs. 1-2: margins of correctly classified training points; the spectral complexity is measured
+    # against the initial weights (App. A.1, the runner keeps a copy of the untrained model)
+    "margins": {"method": "batched", "n_samples": 500, "max_margin": False, "normalized": True,
+                "skip_misclassified": True},
     "quick": {
         "data": {"n_train": 300, "n_val": 500},
         "capacities": [128],
@@ -181,7 +185,7 @@ NORMALIZED_MARGIN = {
 _TRACK = [0, 1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000]
 MIN_VS_AVERAGE = {
     "name": "min-vs-average-margin",
-    "paper": "seed 002: Trade-off between minimum and average margin (Hu et al.), Fig. 1",
+    "paper": "seed 002: Trade-off between minimum and average margin (Kaiwen Wu and Yaoliang Yu), Fig. 1",
     "description": "Binary logistic regression on MNIST 0 vs 1 trained by SGD (lr 0.01, Nesterov momentum "
     "0.9, "
     "batch 128, 1000 epochs): minimum and average l2 margins over epochs vs the linear SVM.",
@@ -215,7 +219,7 @@ MIN_VS_AVERAGE = {
 
 AVERAGE_MARGIN_REG = {
     "name": "average-margin-regularizer",
-    "paper": "seed 002: Trade-off between minimum and average margin (Hu et al.), Figs. 2/6, Table 1",
+    "paper": "seed 002: Trade-off between minimum and average margin (Kaiwen Wu and Yaoliang Yu), Figs. 2/6, Table 1",
     "description": "MNIST MLP: standard training vs the average-margin regularizer (AMR); average margin "
     "over "
     "epochs and l2-PGD robust accuracy at several eps.",
@@ -232,7 +236,8 @@ AVERAGE_MARGIN_REG = {
     },
     "variants": [
         {"name": "std"},
-        {"name": "amr", "loss": "average_margin", "loss_options": {"lam": 0.1, "tau": 5.0, "beta": 0.0}},
+        # seed 002 §5 (MNIST MLP): lambda = 0.1, tau = 5, orthogonality weight beta = 1e-3
+        {"name": "amr", "loss": "average_margin", "loss_options": {"lam": 0.1, "tau": 5.0, "beta": 1e-3}},
     ],
     "margins": {
         "method": "batched",
@@ -277,8 +282,13 @@ MARGIN_LOSSES = {
         {"name": "xent"},
         {"name": "hinge", "loss": "hinge"},
         {"name": "soft-hinge", "loss": "soft_hinge"},
-        {"name": "odn", "loss": "odn"},
-        {"name": "large-margin", "loss": "large_margin"},
+        # seed 003 Table 1 (no batch normalization): r / theta / mu = 1.2 / 0.7 / 0.1
+        {"name": "odn", "loss": "odn", "loss_options": {"r": 1.2, "theta": 0.7, "mu": 0.1}},
+        # seed 004 App. A.2 (MNIST): l2 margin at the input layer, gamma 200 on 0-255 pixels (= 200/255 on
+        # marginlab's [0, 1] pixels), aggregation max, cross-entropy added with weight 1, eps 1e-6
+        {"name": "large-margin", "loss": "large_margin",
+         "loss_options": {"gamma": 200 / 255, "p": 2, "layers": [0], "aggregation": "max", "ce_weight": 1.0,
+                          "eps": 1e-6}},
     ],
     "margins": {"method": "batched", "n_samples": 500, "splits": ["train", "val"], "max_margin": False},
     "robustness": {
