@@ -56,8 +56,8 @@ def min_approaches_svm(res) -> Claim:
     gap = (svm - mins.margin.to_numpy(float)) / svm
     est = stats.theil_sen(np.log1p(mins.epoch.to_numpy(float)), gap, sign=-1.0, label="all training samples")
     last = float(mins.margin.iloc[-1])
-    return Claim(text, "Fig. 1a", stat, [est], context=f"minimum {float(mins.margin.iloc[0]):.3f} (epoch "
-                 f"{int(mins.epoch.iloc[0])}) → {last:.3f} (epoch {int(mins.epoch.iloc[-1])}); SVM {svm:.3f} "
+    return Claim(text, "Fig. 1a", stat, [est], context=f"minimum {float(mins.margin.iloc[0]):.4f} (epoch "
+                 f"{int(mins.epoch.iloc[0])}) → {last:.4f} (epoch {int(mins.epoch.iloc[-1])}); SVM {svm:.4f} "
                  f"(ratio {last / svm:.2f})")
 
 
