@@ -1,5 +1,5 @@
 """Negative controls: for every claim of every paper, a synthetic results table built to contradict it gives
-"NOT reproduced" and one built to support it gives "reproduced"; the statistics themselves on known answers."""
+"NOT reproduced" and one built to support it gives "reproduced"; the statistics on known answers."""
 
 from __future__ import annotations
 
@@ -71,14 +71,27 @@ def mm_samples(slope, corrupt_factor, n=200):
         base = RNG.gamma(4.0, 0.25, n)
         for k, cap in enumerate(CAPS):
             m = base * (1 + slope * k) * np.where(corrupted, corrupt_factor, 1.0) + RNG.normal(0, 0.03, n)
-            rows += [dict(split="train", corruption=corr, capacity=cap, seed=0, row=r, corrupted=c, margin=v,
-                          max_margin=np.nan, max_margin_before=np.nan) for r, (c, v) in
-                     enumerate(zip(corrupted, m))]
+            rows += [
+                dict(
+                    split="train",
+                    corruption=corr,
+                    capacity=cap,
+                    seed=0,
+                    row=r,
+                    corrupted=c,
+                    margin=v,
+                    max_margin=np.nan,
+                    max_margin_before=np.nan,
+                )
+                for r, (c, v) in enumerate(zip(corrupted, m))
+            ]
     return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize("err, verdict", [((0.20, 0.10), REPRODUCED), ((0.100, 0.105), NOT_REPRODUCED),
-                                          ((0.100, 0.099), NOT_REPRODUCED)])
+@pytest.mark.parametrize(
+    "err, verdict",
+    [((0.20, 0.10), REPRODUCED), ((0.100, 0.105), NOT_REPRODUCED), ((0.100, 0.099), NOT_REPRODUCED)],
+)
 def test_validation_error_trend(err, verdict):
     """The issue's example: 0.100 -> 0.105 (error rising) is not a decrease; nor is a 0.001 drop on 2,000."""
     assert seed000.val_error_trend(fake("missing-margin", units=mm_units(*err))).verdict == verdict
@@ -106,12 +119,18 @@ def test_max_margin_is_a_setting_check_not_a_claim():
 # -- seed 001 ---------------------------------------------------------------------------------------------
 def nm_tables(true_over_random, recipe_factor, accs):
     rows = []
-    for corr, variant, scale in [("none", "std", true_over_random), ("random", "std", 1.0),
-                                 ("random", "frob-a100", recipe_factor), ("none", "frob-a1", 1.0)]:
+    for corr, variant, scale in [
+        ("none", "std", true_over_random),
+        ("random", "std", 1.0),
+        ("random", "frob-a100", recipe_factor),
+        ("none", "frob-a1", 1.0),
+    ]:
         v = scale * 1e-3 * RNG.lognormal(0, 0.5, 300)
         rows += [dict(corruption=corr, variant=variant, nm_spectral=x, nm_frobenius=x) for x in v]
-    units = [dict(corruption="none", variant=f"frob-a{a}", val_acc=acc, train_acc=1.0)
-             for a, acc in zip((1, 4, 16, 100), accs)]
+    units = [
+        dict(corruption="none", variant=f"frob-a{a}", val_acc=acc, train_acc=1.0)
+        for a, acc in zip((1, 4, 16, 100), accs)
+    ]
     return fake("normalized-margin", samples=pd.DataFrame(rows), units=pd.DataFrame(units))
 
 
@@ -125,9 +144,14 @@ def test_recipe_reverses_ordering(ratio, verdict):
     assert seed001.recipe_reverses_ordering(nm_tables(3.0, ratio, [0.8] * 4)).verdict == verdict
 
 
-@pytest.mark.parametrize("accs, verdict", [([0.70, 0.78, 0.84, 0.89], REPRODUCED),
-                                           ([0.800, 0.799, 0.802, 0.801], NOT_REPRODUCED),
-                                           ([0.89, 0.84, 0.78, 0.70], NOT_REPRODUCED)])
+@pytest.mark.parametrize(
+    "accs, verdict",
+    [
+        ([0.70, 0.78, 0.84, 0.89], REPRODUCED),
+        ([0.800, 0.799, 0.802, 0.801], NOT_REPRODUCED),
+        ([0.89, 0.84, 0.78, 0.70], NOT_REPRODUCED),
+    ],
+)
 def test_accuracy_trend(accs, verdict):
     """A positive correlation on 4 noisy points (0.800, 0.799, 0.802, 0.801) is no trend on 2,000 samples."""
     assert seed001.accuracy_trend(nm_tables(3.0, 3.0, accs)).verdict == verdict
@@ -138,7 +162,9 @@ EPOCHS = [0, 1, 2, 3, 5, 10, 20, 50, 100, 200]
 
 
 def lr_tables(mins, avg_curve, n=300):
-    rows = [dict(epoch=e, split="train-all-min", row=-1, margin=m, correct=m > 0) for e, m in zip(EPOCHS, mins)]
+    rows = [
+        dict(epoch=e, split="train-all-min", row=-1, margin=m, correct=m > 0) for e, m in zip(EPOCHS, mins)
+    ]
     base = RNG.normal(0, 0.5, n)
     for e, a in zip(EPOCHS, avg_curve):
         m = a + base + RNG.normal(0, 0.05, n)
@@ -151,51 +177,83 @@ RISING = [-1.5, -0.8, -0.3, 0.0, 0.2, 0.4, 0.5, 0.6, 0.65, 0.7]
 PEAKED = [1, 2, 3, 3.3, 3.2, 3.1, 3.0, 2.9, 2.85, 2.8]
 
 
-@pytest.mark.parametrize("mins, verdict", [(RISING, REPRODUCED), ([0.5] * 10, NOT_REPRODUCED),
-                                           (RISING[::-1], NOT_REPRODUCED)])
+@pytest.mark.parametrize(
+    "mins, verdict", [(RISING, REPRODUCED), ([0.5] * 10, NOT_REPRODUCED), (RISING[::-1], NOT_REPRODUCED)]
+)
 def test_min_approaches_svm(mins, verdict):
     mins = np.asarray(mins) + RNG.normal(0, 1e-3, 10)
     assert seed002.min_approaches_svm(lr_tables(mins, PEAKED)).verdict == verdict
 
 
-@pytest.mark.parametrize("avg, verdict", [(PEAKED, REPRODUCED),
-                                          ([1, 2, 3, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 2.9999], NOT_REPRODUCED),
-                                          ([1, 2, 3, 3.1, 3.2, 3.3, 3.4, 3.5, 3.6, 3.7], NOT_REPRODUCED)])
+@pytest.mark.parametrize(
+    "avg, verdict",
+    [
+        (PEAKED, REPRODUCED),
+        ([1, 2, 3, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 2.9999], NOT_REPRODUCED),
+        ([1, 2, 3, 3.1, 3.2, 3.3, 3.4, 3.5, 3.6, 3.7], NOT_REPRODUCED),
+    ],
+)
 def test_average_falls(avg, verdict):
     """The issue's example: 3.000 -> 2.9999 is no fall."""
     assert seed002.average_falls(lr_tables(RISING, avg)).verdict == verdict
 
 
-# -- seed 002: AMR --------------------------------------------------------------------------------------------
+# -- seed 002: AMR -------------------------------------------------------------------------------------
 def amr_tables(shift=0.1, rob=(0.30, 0.20), mins=RISING, avg=PEAKED, n=500):
     m = RNG.normal(1.0, 0.7, n)  # standard error of a paired difference with noise 0.7: 0.03
-    samples = [dict(split="val", variant=v, seed=0, row=r, margin=x + (shift if v == "amr" else 0) +
-                    RNG.normal(0, 0.7)) for v in ("std", "amr") for r, x in enumerate(m)]
-    curves = [dict(variant=v, eps=e, accuracy=a, n=1000) for e in (0.0, 1.0, 2.0)
-              for v, a in (("amr", rob[0] if e == 2.0 else 0.5), ("std", rob[1] if e == 2.0 else 0.5))]
+    samples = [
+        dict(
+            split="val",
+            variant=v,
+            seed=0,
+            row=r,
+            margin=x + (shift if v == "amr" else 0) + RNG.normal(0, 0.7),
+        )
+        for v in ("std", "amr")
+        for r, x in enumerate(m)
+    ]
+    curves = [
+        dict(variant=v, eps=e, accuracy=a, n=1000)
+        for e in (0.0, 1.0, 2.0)
+        for v, a in (("amr", rob[0] if e == 2.0 else 0.5), ("std", rob[1] if e == 2.0 else 0.5))
+    ]
     traj = lr_tables(mins, avg).trajectory.query("split == 'train'")
     traj = pd.concat([traj.assign(variant="std"), traj.assign(variant="amr")])
     units = pd.DataFrame(dict(variant=["std", "amr"], val_acc=[0.9, 0.9]))
-    return fake("average-margin-regularizer", samples=pd.DataFrame(samples), curves=pd.DataFrame(curves),
-                trajectory=traj, units=units)
+    return fake(
+        "average-margin-regularizer",
+        samples=pd.DataFrame(samples),
+        curves=pd.DataFrame(curves),
+        trajectory=traj,
+        units=units,
+    )
 
 
-@pytest.mark.parametrize("shift, verdict", [(0.2, REPRODUCED), (1e-4, NOT_REPRODUCED), (-0.2, NOT_REPRODUCED)])
+@pytest.mark.parametrize(
+    "shift, verdict", [(0.2, REPRODUCED), (1e-4, NOT_REPRODUCED), (-0.2, NOT_REPRODUCED)]
+)
 def test_amr_average_margin(shift, verdict):
     """The issue's example: +1e-4 on noise with standard error 0.03 is not a finding."""
     assert seed002.amr_average_margin(amr_tables(shift=shift)).verdict == verdict
 
 
-@pytest.mark.parametrize("rob, verdict", [((0.30, 0.20), REPRODUCED), ((0.205, 0.20), NOT_REPRODUCED),
-                                          ((0.10, 0.20), NOT_REPRODUCED)])
+@pytest.mark.parametrize(
+    "rob, verdict",
+    [((0.30, 0.20), REPRODUCED), ((0.205, 0.20), NOT_REPRODUCED), ((0.10, 0.20), NOT_REPRODUCED)],
+)
 def test_amr_robustness(rob, verdict):
     claim = seed002.amr_robustness(amr_tables(rob=rob))
     assert claim.verdict == verdict and all(p.p_adj is not None for p in claim.parts)
 
 
-@pytest.mark.parametrize("mins, avg, verdict", [(RISING, PEAKED, REPRODUCED),
-                                                (RISING[::-1], PEAKED, NOT_REPRODUCED),
-                                                (RISING, sorted(PEAKED), NOT_REPRODUCED)])
+@pytest.mark.parametrize(
+    "mins, avg, verdict",
+    [
+        (RISING, PEAKED, REPRODUCED),
+        (RISING[::-1], PEAKED, NOT_REPRODUCED),
+        (RISING, sorted(PEAKED), NOT_REPRODUCED),
+    ],
+)
 def test_mlp_tradeoff(mins, avg, verdict):
     """The MLP's tracked samples: the minimum is the tracked samples' minimum, the average their mean."""
     res = amr_tables(mins=mins, avg=avg)
@@ -217,20 +275,37 @@ def ml_tables(acc_gain=0.0, margin_gain=0.0, odn_sd=0.5, rob_gain=0.0, n=500):
         gain = 0.0 if v == "xent" else 1.0
         sd = odn_sd if v == "odn" else 0.5
         m = 1.0 + gain * margin_gain + sd * (base - 1.0) / 0.5 + RNG.normal(0, 0.2, n)
-        samples += [dict(split="val", corruption="label", n_train=500, variant=v, seed=0, row=r, margin=x,
-                         label=r % 10) for r, x in enumerate(m)]
+        samples += [
+            dict(
+                split="val", corruption="label", n_train=500, variant=v, seed=0, row=r, margin=x, label=r % 10
+            )
+            for r, x in enumerate(m)
+        ]
         units.append(dict(corruption="label", n_train=500, variant=v, val_acc=0.80 + gain * acc_gain))
-        curves += [dict(corruption="label", n_train=500, variant=v, attack="fgsm", eps=e, n=1000,
-                        accuracy=max(0.0, 0.6 - e + gain * rob_gain)) for e in (0.0, 0.1, 0.2)]
-    return fake("margin-losses", samples=pd.DataFrame(samples), units=pd.DataFrame(units),
-                curves=pd.DataFrame(curves))
+        curves += [
+            dict(
+                corruption="label",
+                n_train=500,
+                variant=v,
+                attack="fgsm",
+                eps=e,
+                n=1000,
+                accuracy=max(0.0, 0.6 - e + gain * rob_gain),
+            )
+            for e in (0.0, 0.1, 0.2)
+        ]
+    return fake(
+        "margin-losses", samples=pd.DataFrame(samples), units=pd.DataFrame(units), curves=pd.DataFrame(curves)
+    )
 
 
 def ml_claim(res, words, variance=None):
     return next(c for c in losses.margin_losses(res, variance).claims if words in c.text)
 
 
-@pytest.mark.parametrize("gain, verdict", [(0.05, REPRODUCED), (0.0001, NOT_REPRODUCED), (-0.05, NOT_REPRODUCED)])
+@pytest.mark.parametrize(
+    "gain, verdict", [(0.05, REPRODUCED), (0.0001, NOT_REPRODUCED), (-0.05, NOT_REPRODUCED)]
+)
 def test_losses_accuracy(gain, verdict):
     claim = ml_claim(ml_tables(acc_gain=gain), "generalizes better")
     assert claim.verdict == verdict and claim.combine == "any"
@@ -246,7 +321,9 @@ def test_odn_mean_std_ratio(sd, verdict):
     assert ml_claim(ml_tables(odn_sd=sd), "mean/std").verdict == verdict
 
 
-@pytest.mark.parametrize("gain, verdict", [(0.1, REPRODUCED), (0.001, NOT_REPRODUCED), (-0.1, NOT_REPRODUCED)])
+@pytest.mark.parametrize(
+    "gain, verdict", [(0.1, REPRODUCED), (0.001, NOT_REPRODUCED), (-0.1, NOT_REPRODUCED)]
+)
 def test_losses_robustness(gain, verdict):
     assert ml_claim(ml_tables(rob_gain=gain), "more robust").verdict == verdict
 
@@ -256,7 +333,10 @@ def test_variance_ratio(factor, verdict):
     rows = []
     for v in LOSSES:
         r = 3.0 * (factor if v == "large-margin" else 1.0) * np.exp(RNG.normal(0, 0.05, 501))
-        rows += [dict(corruption="label", n_train=500, variant=v, replicate=b - 1, ratio=x) for b, x in enumerate(r)]
+        rows += [
+            dict(corruption="label", n_train=500, variant=v, replicate=b - 1, ratio=x)
+            for b, x in enumerate(r)
+        ]
     assert ml_claim(ml_tables(), "compact", pd.DataFrame(rows)).verdict == verdict
 
 

@@ -30,17 +30,28 @@ SIZES = {
     "min-vs-average-margin": None,
     "average-margin-regularizer": None,
     "normalized-margin": {"seeds": [0], "margins": {"n_samples": 300}},
-    "missing-margin": {"data": {"n_train": 2000, "n_val": 2000}, "capacities": [16, 64, 256, 1024],
-                       "seeds": [0, 1], "train": {"epochs": 150}, "margins": {"n_samples": 300}},
-    "margin-losses": {"train_sizes": [500, 2000], "train": {"epochs": 60},
-                      "margins": {"n_samples": 500}, "robustness": {"n_samples": 500}},
+    "missing-margin": {
+        "data": {"n_train": 2000, "n_val": 2000},
+        "capacities": [16, 64, 256, 1024],
+        "seeds": [0, 1],
+        "train": {"epochs": 150},
+        "margins": {"n_samples": 300},
+    },
+    "margin-losses": {
+        "train_sizes": [500, 2000],
+        "train": {"epochs": 60},
+        "margins": {"n_samples": 500},
+        "robustness": {"n_samples": 500},
+    },
 }
 TABLES = ("samples", "units", "history", "curves", "trajectory")
 
 
 def _git(*args) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=HERE, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -77,15 +88,20 @@ def ship(name: str, work: Path) -> Path:
         variance_ratio_table(res).to_parquet(dest / "variance.parquet", index=False)
         extra["variance"] = "variance.parquet: bootstrap replicates of the last-hidden-layer variance ratio"
     prov = {
-        "study": name, "spec_name": spec.name, "commit": _git("rev-parse", "HEAD"),
+        "study": name,
+        "spec_name": spec.name,
+        "commit": _git("rev-parse", "HEAD"),
         "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
-        "torch_threads": os.environ.get("OMP_NUM_THREADS"), "python": sys.version.split()[0],
+        "torch_threads": os.environ.get("OMP_NUM_THREADS"),
+        "python": sys.version.split()[0],
         "wall_seconds_this_call": round(wall, 1),
-        "unit_seconds_total": round(float(res.units["seconds"].sum()), 1), "units": len(spec.units()),
+        "unit_seconds_total": round(float(res.units["seconds"].sum()), 1),
+        "units": len(spec.units()),
         "size": "full spec" if SIZES[name] is None else "medium",
-        "overrides_of_full_spec": SIZES[name], **extra,
+        "overrides_of_full_spec": SIZES[name],
+        **extra,
     }
     (dest / "provenance.json").write_text(json.dumps(prov, indent=2, sort_keys=True) + "\n")
     from marginlab.experiments.findings import load_results

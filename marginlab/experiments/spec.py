@@ -151,7 +151,7 @@ def svm_reference_needs_linear(s, where):
 
 
 def normalized_needs_bias_free(s, where):
-    """Seed 001's normalized margins are scale invariant only without biases (marginlab.margins.normalized)."""
+    """Seed 001's normalized margins are scale invariant only without biases (margins.normalized)."""
     if s["margins"]["normalized"] and s["model"]["bias"]:
         raise ValueError(f"{where}.margins.normalized needs {where}.model.bias false: normalized margins "
                          "(seed 001 Defs. 3.1/3.2) are scale invariant only for bias-free networks")

@@ -22,8 +22,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ALPHA", "N_BOOT", "Estimate", "estimate", "holm", "slope", "slope_replicates", "theil_sen",
-           "paired_rows", "resample_groups", "binomial_draws", "rng"]
+__all__ = [
+    "ALPHA",
+    "N_BOOT",
+    "Estimate",
+    "estimate",
+    "holm",
+    "slope",
+    "slope_replicates",
+    "theil_sen",
+    "paired_rows",
+    "resample_groups",
+    "binomial_draws",
+    "rng",
+]
 
 #: one-sided significance level of every claim
 ALPHA = 0.05
@@ -60,8 +72,14 @@ class Estimate:
         return f"{self.value:{fmt}} [{self.lo:{fmt}}, {self.hi:{fmt}}] (p {self.p:.3g}{adj})"
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "value": self.value, "lo": self.lo, "hi": self.hi, "p": self.p,
-                "p_adj": self.p_adj}
+        return {
+            "label": self.label,
+            "value": self.value,
+            "lo": self.lo,
+            "hi": self.hi,
+            "p": self.p,
+            "p_adj": self.p_adj,
+        }
 
 
 def estimate(value: float, replicates, *, alpha: float = ALPHA, label: str = "") -> Estimate:

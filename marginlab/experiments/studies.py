@@ -219,7 +219,8 @@ MIN_VS_AVERAGE = {
 
 AVERAGE_MARGIN_REG = {
     "name": "average-margin-regularizer",
-    "paper": "seed 002: Trade-off between minimum and average margin (Kaiwen Wu and Yaoliang Yu), Figs. 2/6, Table 1",
+    "paper": "seed 002: Trade-off between minimum and average margin (Kaiwen Wu and Yaoliang Yu), Figs. 2/6, "
+    "Table 1",
     "description": "MNIST MLP: standard training vs the average-margin regularizer (AMR); average margin "
     "over "
     "epochs and l2-PGD robust accuracy at several eps.",

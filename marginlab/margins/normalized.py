@@ -98,7 +98,7 @@ def spectral_complexity(model, reference=None):
 
 def spectrally_normalized_margin(model, X, y, reference=None, *, allow_bias: bool = False):
     """Spectrally-normalized margin, seed 001 Def. 3.2 (bias-free nets unless ``allow_bias``);
-    ``reference``: the weights M, seed 001 App. A.1 uses the initial ones (see :func:`spectral_complexity`)."""
+    ``reference``: the weights M; seed 001 App. A.1 uses the initial ones (:func:`spectral_complexity`)."""
     _weights(model, allow_bias)
     return output_margin(model, X, y) / spectral_complexity(model, reference) * _input_factor(X)
 

@@ -15,14 +15,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, Check, Claim, Report
-from .losses import margin_losses, variance_ratio_table
+from .losses import load_variance, margin_losses, variance_ratio_table
 from .seed000 import missing_margin
 from .seed001 import normalized_margin
 from .seed002 import average_margin_regularizer, min_vs_average_margin
 
-__all__ = ["Report", "Claim", "Check", "REPRODUCED", "NOT_REPRODUCED", "NOT_MEASURED", "FINDINGS",
-           "report_for", "load_results", "study_of", "missing_margin", "normalized_margin",
-           "min_vs_average_margin", "average_margin_regularizer", "margin_losses", "variance_ratio_table"]
+__all__ = [
+    "Report",
+    "Claim",
+    "Check",
+    "REPRODUCED",
+    "NOT_REPRODUCED",
+    "NOT_MEASURED",
+    "FINDINGS",
+    "report_for",
+    "load_results",
+    "study_of",
+    "missing_margin",
+    "normalized_margin",
+    "min_vs_average_margin",
+    "average_margin_regularizer",
+    "margin_losses",
+    "variance_ratio_table",
+    "load_variance",
+]
 
 #: built-in study name -> the function that checks its paper's claims
 FINDINGS = {

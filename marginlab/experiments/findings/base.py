@@ -47,8 +47,14 @@ class Claim:
         return "; ".join(f"{p.label}: {p.text(fmt)}" if p.label else p.text(fmt) for p in self.parts)
 
     def to_dict(self) -> dict:
-        return {"claim": self.text, "source": self.source, "statistic": self.statistic,
-                "combine": self.combine, "verdict": self.verdict, "parts": [p.to_dict() for p in self.parts]}
+        return {
+            "claim": self.text,
+            "source": self.source,
+            "statistic": self.statistic,
+            "combine": self.combine,
+            "verdict": self.verdict,
+            "parts": [p.to_dict() for p in self.parts],
+        }
 
 
 @dataclass
@@ -91,18 +97,34 @@ class Report:
         """One row per claim: claim, source, statistic, estimate [90 % interval] per part, verdict."""
         import pandas as pd
 
-        return pd.DataFrame([{"claim": c.text, "source": c.source, "statistic": c.statistic,
-                              "estimate [CI] (p)": c.evidence(), "verdict": c.verdict} for c in self.claims])
+        return pd.DataFrame(
+            [
+                {
+                    "claim": c.text,
+                    "source": c.source,
+                    "statistic": c.statistic,
+                    "estimate [CI] (p)": c.evidence(),
+                    "verdict": c.verdict,
+                }
+                for c in self.claims
+            ]
+        )
 
     def to_markdown(self) -> str:
-        lines = [f"### {self.title}", "",
-                 f"Each claim: effect (> 0 = the paper's direction) [{1 - 2 * ALPHA:.0%} bootstrap interval] "
-                 f"(one-sided p; a claim holds at p < {ALPHA:g}, Holm-adjusted where any of several "
-                 "settings may show it).", ""]
+        lines = [
+            f"### {self.title}",
+            "",
+            f"Each claim: effect (> 0 = the paper's direction) [{1 - 2 * ALPHA:.0%} bootstrap interval] "
+            f"(one-sided p; a claim holds at p < {ALPHA:g}, Holm-adjusted where any of several "
+            "settings may show it).",
+            "",
+        ]
         for c in self.claims:
             how = "every setting" if c.combine == "all" else "any setting, Holm"
-            lines.append(f"- **{c.verdict}**: {c.text} ({c.source}). _{c.statistic}_ ({how}): "
-                         f"{c.evidence() or 'not measured'}" + (f". {c.context}" if c.context else ""))
+            lines.append(
+                f"- **{c.verdict}**: {c.text} ({c.source}). _{c.statistic}_ ({how}): "
+                f"{c.evidence() or 'not measured'}" + (f". {c.context}" if c.context else "")
+            )
         lines += ["", f"{self.reproduced} of {len(self.claims)} claims reproduced."]
         if self.checks:
             lines += ["", "Setting checks (the run did what the paper did; not findings):", ""]

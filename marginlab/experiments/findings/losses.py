@@ -17,7 +17,7 @@ import numpy as np
 from .. import stats
 from .base import Claim, Report
 
-__all__ = ["margin_losses", "variance_ratio_table", "SETTING_KEYS"]
+__all__ = ["margin_losses", "variance_ratio_table", "load_variance", "SETTING_KEYS"]
 
 SETTING_KEYS = ["corruption", "n_train"]
 
@@ -30,8 +30,14 @@ def _accuracy(u, n_val, losses) -> list:
     acc = u.set_index("variant").val_acc
     reps = stats.binomial_draws(acc.to_numpy(), n_val)
     col = {v: i for i, v in enumerate(acc.index)}
-    return [stats.estimate(acc[v] - acc["xent"], reps[:, col[v]] - reps[:, col["xent"]],
-                           label=f"{v} {acc[v]:.3f} vs {acc['xent']:.3f}") for v in losses]
+    return [
+        stats.estimate(
+            acc[v] - acc["xent"],
+            reps[:, col[v]] - reps[:, col["xent"]],
+            label=f"{v} {acc[v]:.3f} vs {acc['xent']:.3f}",
+        )
+        for v in losses
+    ]
 
 
 def _paired(s, losses, stat, fmt):
@@ -41,8 +47,13 @@ def _paired(s, losses, stat, fmt):
     out = []
     for v in losses:
         a, b = m[v].to_numpy(), m["xent"].to_numpy()
-        out.append(stats.estimate(stat(a) - stat(b), stat(a[idx], 1) - stat(b[idx], 1),
-                                  label=f"{v} {stat(a):{fmt}} vs {stat(b):{fmt}}"))
+        out.append(
+            stats.estimate(
+                stat(a) - stat(b),
+                stat(a[idx], 1) - stat(b[idx], 1),
+                label=f"{v} {stat(a):{fmt}} vs {stat(b):{fmt}}",
+            )
+        )
     return out
 
 
@@ -69,8 +80,12 @@ def _robustness(c, attack, losses) -> list:
 def _variance(vt, losses) -> list:
     w = vt.pivot_table(index="replicate", columns="variant", values="ratio")
     d, r = w.loc[-1], w.drop(index=-1)
-    return [stats.estimate(np.log(d[v] / d["xent"]), np.log(r[v] / r["xent"]),
-                           label=f"{v} {d[v]:.2f} vs {d['xent']:.2f}") for v in losses]
+    return [
+        stats.estimate(
+            np.log(d[v] / d["xent"]), np.log(r[v] / r["xent"]), label=f"{v} {d[v]:.2f} vs {d['xent']:.2f}"
+        )
+        for v in losses
+    ]
 
 
 def _setting_claims(res, corr, n, variance) -> tuple[list, list]:
@@ -87,27 +102,55 @@ def _setting_claims(res, corr, n, variance) -> tuple[list, list]:
     s = s[(s.split == split) & s.variant.isin(u.variant)]
     where = _setting(corr, n)
     claims = [
-        Claim(f"a margin loss generalizes better than cross-entropy ({where})", "003 Table 1, 004 Figs. 3-4",
-              "test accuracy, loss − xent", _accuracy(u, int(res.spec.data["n_val"]), losses), "any"),
-        Claim(f"a margin loss gives larger mean {split} margins than cross-entropy ({where})",
-              "003 Fig. 5, 004 §4", f"mean {split} margin, loss − xent (paired)",
-              _paired(s, losses, _mean, ".3f"), "any"),
+        Claim(
+            f"a margin loss generalizes better than cross-entropy ({where})",
+            "003 Table 1, 004 Figs. 3-4",
+            "test accuracy, loss − xent",
+            _accuracy(u, int(res.spec.data["n_val"]), losses),
+            "any",
+        ),
+        Claim(
+            f"a margin loss gives larger mean {split} margins than cross-entropy ({where})",
+            "003 Fig. 5, 004 §4",
+            f"mean {split} margin, loss − xent (paired)",
+            _paired(s, losses, _mean, ".3f"),
+            "any",
+        ),
     ]
     if "odn" in losses:
-        claims.append(Claim(f"ODN's margin distribution has a larger mean/std ratio than cross-entropy's ({where})",
-                            "003 §4.5, Fig. 5", "mean/std of margins, ODN − xent (paired)",
-                            _paired(s, ["odn"], _mean_std, ".2f")))
+        claims.append(
+            Claim(
+                f"ODN's margin distribution has a larger mean/std ratio than cross-entropy's ({where})",
+                "003 §4.5, Fig. 5",
+                "mean/std of margins, ODN − xent (paired)",
+                _paired(s, ["odn"], _mean_std, ".2f"),
+            )
+        )
     c = res.curves[(res.curves.corruption == corr) & (res.curves.n_train == n)]
     for attack in sorted(set(c.attack)):
-        claims.append(Claim(f"a margin loss is more robust than cross-entropy ({attack}, {where})",
-                            "003 §4.6, 004 Figs. 5-6", "mean accuracy over eps > 0, loss − xent",
-                            _robustness(c, attack, losses), "any"))
+        claims.append(
+            Claim(
+                f"a margin loss is more robust than cross-entropy ({attack}, {where})",
+                "003 §4.6, 004 Figs. 5-6",
+                "mean accuracy over eps > 0, loss − xent",
+                _robustness(c, attack, losses),
+                "any",
+            )
+        )
     if variance is not None:
-        vt = variance[(variance.corruption == corr) & (variance.n_train == n) & variance.variant.isin(u.variant)]
+        vt = variance[
+            (variance.corruption == corr) & (variance.n_train == n) & variance.variant.isin(u.variant)
+        ]
         if len(vt):
-            claims.append(Claim(f"a margin loss gives more compact classes in the last hidden layer ({where})",
-                                "003 §4.4", "log(variance ratio between/within, loss / xent)",
-                                _variance(vt, losses), "any"))
+            claims.append(
+                Claim(
+                    f"a margin loss gives more compact classes in the last hidden layer ({where})",
+                    "003 §4.4",
+                    "log(variance ratio between/within, loss / xent)",
+                    _variance(vt, losses),
+                    "any",
+                )
+            )
     return claims, notes
 
 
@@ -116,10 +159,8 @@ def margin_losses(res, variance=None) -> Report:
     (default: the results folder's ``variance.parquet`` when present)."""
     from .notes import masking_note, scale_note
 
-    if variance is None and (res.path / "variance.parquet").exists():
-        import pandas as pd
-
-        variance = pd.read_parquet(res.path / "variance.parquet")
+    if variance is None:
+        variance = load_variance(res)
     rep = Report("Seeds 003/004 — Margin losses vs cross-entropy")
     for (corr, n), _ in res.units.groupby(SETTING_KEYS, sort=False):
         claims, notes = _setting_claims(res, corr, n, variance)
@@ -138,14 +179,29 @@ def _checks(rep: Report, res) -> None:
     names = {v["name"] for v in spec.variants}
     if "odn" in names:
         o = spec.train_settings("odn")["loss_options"]
-        rep.check("ODN at seed 003 Table 1's values (r / theta / mu = 1.2 / 0.7 / 0.1)",
-                  (o.get("r"), o.get("theta"), o.get("mu")) == (1.2, 0.7, 0.1), str(o))
+        rep.check(
+            "ODN at seed 003 Table 1's values (r / theta / mu = 1.2 / 0.7 / 0.1)",
+            (o.get("r"), o.get("theta"), o.get("mu")) == (1.2, 0.7, 0.1),
+            str(o),
+        )
     if "large-margin" in names:
         o = spec.train_settings("large-margin")["loss_options"]
-        rep.check("large-margin loss at seed 004 App. A.2's MNIST values (l2 at the input, gamma 200 on 0-255 "
-                  "pixels, max aggregation, cross-entropy weight 1)",
-                  abs(o.get("gamma", 0) - 200 / 255) < 1e-9 and o.get("aggregation") == "max"
-                  and o.get("ce_weight") == 1.0, str(o))
+        rep.check(
+            "large-margin loss at seed 004 App. A.2's MNIST values (l2 at the input, gamma 200 on 0-255 "
+            "pixels, max aggregation, cross-entropy weight 1)",
+            abs(o.get("gamma", 0) - 200 / 255) < 1e-9
+            and o.get("aggregation") == "max"
+            and o.get("ce_weight") == 1.0,
+            str(o),
+        )
+
+
+def load_variance(res):
+    """The results folder's shipped ``variance.parquet`` (:func:`variance_ratio_table`), or None."""
+    import pandas as pd
+
+    f = res.path / "variance.parquet"
+    return pd.read_parquet(f) if f.exists() else None
 
 
 def variance_ratio_table(res, n_boot: int = 500):

@@ -38,8 +38,12 @@ def val_error_trend(res) -> Claim:
         if g["seed"].nunique() > 1:  # and the seeds resampled within each width
             reps = np.take_along_axis(reps, _seed_resample(g), axis=1)
         parts.append(stats.estimate(-stats.slope(x, err), -stats.slope_replicates(x, reps), label=corr))
-    return Claim("validation error decreases with capacity", "Fig. 1",
-                 "−slope of validation error per doubling of width", parts)
+    return Claim(
+        "validation error decreases with capacity",
+        "Fig. 1",
+        "−slope of validation error per doubling of width",
+        parts,
+    )
 
 
 def _seed_resample(g) -> np.ndarray:
@@ -74,10 +78,15 @@ def margin_trend(res) -> Claim:
         idx = stats.paired_rows(len(M))
         with np.errstate(all="ignore"):
             reps = np.stack([np.nanmean(M[i], axis=0) for i in idx])
-        parts.append(stats.estimate(stats.slope(x, np.nanmean(M, 0)), stats.slope_replicates(x, reps),
-                                    label=grp))
-    return Claim("mean margins increase with capacity for every sample group", "Fig. 2",
-                 "slope of the mean margin per doubling of width", parts)
+        parts.append(
+            stats.estimate(stats.slope(x, np.nanmean(M, 0)), stats.slope_replicates(x, reps), label=grp)
+        )
+    return Claim(
+        "mean margins increase with capacity for every sample group",
+        "Fig. 2",
+        "slope of the mean margin per doubling of width",
+        parts,
+    )
 
 
 def corrupt_below_clean(res) -> Claim | None:
@@ -87,42 +96,69 @@ def corrupt_below_clean(res) -> Claim | None:
     parts = []
     for corr in _GROUPS:
         for cap, g in s[s.corruption == corr].groupby("capacity"):
-            vals = {"clean": g.loc[~g.corrupted, "margin"].dropna(), "corrupt": g.loc[g.corrupted, "margin"].dropna()}
+            vals = {
+                "clean": g.loc[~g.corrupted, "margin"].dropna(),
+                "corrupt": g.loc[g.corrupted, "margin"].dropna(),
+            }
             if min(len(v) for v in vals.values()) < 2:
                 continue
             diff = lambda d: np.mean(d["clean"]) - np.mean(d["corrupt"])  # noqa: E731
             ratio = vals["corrupt"].mean() / vals["clean"].mean()
-            parts.append(stats.estimate(diff(vals), stats.resample_groups(vals, diff, n_boot=500),
-                                        label=f"{corr} w{int(cap)} (ratio {ratio:.2f})"))
+            parts.append(
+                stats.estimate(
+                    diff(vals),
+                    stats.resample_groups(vals, diff, n_boot=500),
+                    label=f"{corr} w{int(cap)} (ratio {ratio:.2f})",
+                )
+            )
     if not parts:
-        return not_measured("corrupted samples have smaller margins than clean ones at every capacity",
-                            "Figs. 2-3", "mean margin clean − corrupted", "no corrupted run measured")
-    return Claim("corrupted samples have smaller margins than clean ones at every capacity", "Figs. 2-3",
-                 "mean margin of clean − corrupted samples (corrupted/clean ratio in the label)", parts)
+        return not_measured(
+            "corrupted samples have smaller margins than clean ones at every capacity",
+            "Figs. 2-3",
+            "mean margin clean − corrupted",
+            "no corrupted run measured",
+        )
+    return Claim(
+        "corrupted samples have smaller margins than clean ones at every capacity",
+        "Figs. 2-3",
+        "mean margin of clean − corrupted samples (corrupted/clean ratio in the label)",
+        parts,
+    )
 
 
 def _checks(rep: Report, res) -> None:
     u, s = res.units, res.samples
-    rep.check("margins of correctly classified samples only (seed 000 §5)",
-              res.spec.margins["skip_misclassified"], f"margins.skip_misclassified = "
-              f"{res.spec.margins['skip_misclassified']}")
+    rep.check(
+        "margins of correctly classified samples only (seed 000 §5)",
+        res.spec.margins["skip_misclassified"],
+        f"margins.skip_misclassified = {res.spec.margins['skip_misclassified']}",
+    )
     target = res.spec.train["target_train_acc"]
-    rep.check("models trained to interpolation (seed 000 §4.2)", target is not None and (u.train_acc >= 0.99).all(),
-              f"training accuracy {u.train_acc.min():.3f}–{u.train_acc.max():.3f}")
+    rep.check(
+        "models trained to interpolation (seed 000 §4.2)",
+        target is not None and (u.train_acc >= 0.99).all(),
+        f"training accuracy {u.train_acc.min():.3f}–{u.train_acc.max():.3f}",
+    )
     one = s.drop_duplicates(["corruption", "row"])
     lab = one[one.corruption == "label"].dropna(subset=["max_margin"])
     if len(lab):
         frac = float((lab.max_margin < lab.max_margin_before - 1e-9).mean())
-        rep.check("label corruption shrinks the maximum margin of many samples (Fig. 4; data only, no model)",
-                  frac > 0.25, f"{frac:.1%} of {len(lab)} samples have a smaller maximum margin after corruption")
+        rep.check(
+            "label corruption shrinks the maximum margin of many samples (Fig. 4; data only, no model)",
+            frac > 0.25,
+            f"{frac:.1%} of {len(lab)} samples have a smaller maximum margin after corruption",
+        )
     gau = one[one.corruption == "gaussian"].dropna(subset=["max_margin"])
     if len(gau):
         c = gau[gau.corrupted]
         nondec = float((gau.max_margin >= gau.max_margin_before - 1e-9).mean())
         ratio = float((c.max_margin / c.max_margin_before).median())
-        rep.check("input corruption makes corrupted samples remote (Fig. 7; data only, no model)",
-                  nondec > 0.9 and ratio > 1.2, f"{nondec:.1%} of samples not decreased; corrupted samples' "
-                  f"median after/before ratio {ratio:.2f}")
+        rep.check(
+            "input corruption makes corrupted samples remote (Fig. 7; data only, no model)",
+            nondec > 0.9 and ratio > 1.2,
+            f"{nondec:.1%} of samples not decreased; corrupted samples' "
+            f"median after/before ratio {ratio:.2f}",
+        )
 
 
 def missing_margin(res) -> Report:

@@ -19,8 +19,15 @@ import numpy as np
 from .. import stats
 from .base import Claim, Report, not_measured
 
-__all__ = ["min_vs_average_margin", "average_margin_regularizer", "min_approaches_svm", "average_falls",
-           "amr_average_margin", "amr_robustness", "mlp_tradeoff"]
+__all__ = [
+    "min_vs_average_margin",
+    "average_margin_regularizer",
+    "min_approaches_svm",
+    "average_falls",
+    "amr_average_margin",
+    "amr_robustness",
+    "mlp_tradeoff",
+]
 
 
 def _per_epoch(t):
@@ -41,30 +48,43 @@ def _average_falls(epochs, M, label) -> stats.Estimate:
         return stats.Estimate(np.nan, np.nan, np.nan, 1.0, label=f"{label}: peak at the last epochs")
     x = np.log1p(epochs[after])
     reps = np.stack([M[i][:, after].mean(0) for i in stats.paired_rows(len(M), n_boot=1000)])
-    return stats.estimate(-stats.slope(x, mean[after]), -stats.slope_replicates(x, reps),
-                          label=f"{label}: from epoch {int(epochs[after][0])}")
+    return stats.estimate(
+        -stats.slope(x, mean[after]),
+        -stats.slope_replicates(x, reps),
+        label=f"{label}: from epoch {int(epochs[after][0])}",
+    )
 
 
 def min_approaches_svm(res) -> Claim:
     t, u = res.trajectory, res.units.iloc[0]
     mins = t[(t.split == "train-all-min") & (t.epoch >= 1)].sort_values("epoch")
-    text, stat = ("the minimum margin increases during training towards the SVM's",
-                  "−Theil-Sen slope of the gap (SVM − minimum)/SVM on log(1 + epoch)")
+    text, stat = (
+        "the minimum margin increases during training towards the SVM's",
+        "−Theil-Sen slope of the gap (SVM − minimum)/SVM on log(1 + epoch)",
+    )
     if len(mins) < 3:
         return not_measured(text, "Fig. 1a", stat, "fewer than three tracked epochs")
     svm = float(u.svm_min_margin)
     gap = (svm - mins.margin.to_numpy(float)) / svm
     est = stats.theil_sen(np.log1p(mins.epoch.to_numpy(float)), gap, sign=-1.0, label="all training samples")
     last = float(mins.margin.iloc[-1])
-    return Claim(text, "Fig. 1a", stat, [est], context=f"minimum {float(mins.margin.iloc[0]):.4f} (epoch "
-                 f"{int(mins.epoch.iloc[0])}) → {last:.4f} (epoch {int(mins.epoch.iloc[-1])}); SVM {svm:.4f} "
-                 f"(ratio {last / svm:.2f})")
+    return Claim(
+        text,
+        "Fig. 1a",
+        stat,
+        [est],
+        context=f"minimum {float(mins.margin.iloc[0]):.4f} (epoch "
+        f"{int(mins.epoch.iloc[0])}) → {last:.4f} (epoch {int(mins.epoch.iloc[-1])}); SVM {svm:.4f} "
+        f"(ratio {last / svm:.2f})",
+    )
 
 
 def average_falls(res) -> Claim:
     epochs, M = _per_epoch(res.trajectory)
-    text, stat = ("the average margin falls after the first epochs",
-                  "−slope of the average training margin on log(1 + epoch) after its peak")
+    text, stat = (
+        "the average margin falls after the first epochs",
+        "−slope of the average training margin on log(1 + epoch) after its peak",
+    )
     if len(epochs) < 3:
         return not_measured(text, "Fig. 1b", stat, "fewer than three tracked epochs")
     return Claim(text, "Fig. 1b", stat, [_average_falls(epochs, M, f"{len(M)} tracked samples")])
@@ -73,11 +93,16 @@ def average_falls(res) -> Claim:
 def _checks_lr(rep: Report, res) -> None:
     u, t = res.units.iloc[0], res.trajectory
     mins = t[t.split == "train-all-min"]
-    rep.check("the training set is linearly separable (the SVM fits it)", u.svm_train_acc == 1.0,
-              f"SVM training accuracy {u.svm_train_acc:.4f}")
-    rep.check("no epoch's minimum margin exceeds the SVM's (the SVM maximizes it)",
-              (mins.margin <= u.svm_min_margin + 1e-6).all(),
-              f"largest minimum {mins.margin.max():.4f} vs SVM {u.svm_min_margin:.4f}")
+    rep.check(
+        "the training set is linearly separable (the SVM fits it)",
+        u.svm_train_acc == 1.0,
+        f"SVM training accuracy {u.svm_train_acc:.4f}",
+    )
+    rep.check(
+        "no epoch's minimum margin exceeds the SVM's (the SVM maximizes it)",
+        (mins.margin <= u.svm_min_margin + 1e-6).all(),
+        f"largest minimum {mins.margin.max():.4f} vs SVM {u.svm_min_margin:.4f}",
+    )
 
 
 def min_vs_average_margin(res) -> Report:
@@ -100,9 +125,13 @@ def amr_average_margin(res) -> Claim:
     pair = v[v.variant == "amr"].merge(v[v.variant == "std"], on=["seed", "row"], suffixes=("_a", "_s"))
     d = (pair.margin_a - pair.margin_s).dropna().to_numpy(float)
     idx = stats.paired_rows(len(d))
-    return Claim("AMR has the larger average margin", "Table 1", f"mean paired difference of {split} margins "
-                 "(AMR − standard)", [stats.estimate(d.mean(), d[idx].mean(1), label=f"{len(d)} samples")],
-                 context=f"average {pair.margin_a.mean():.3f} (AMR) vs {pair.margin_s.mean():.3f} (standard)")
+    return Claim(
+        "AMR has the larger average margin",
+        "Table 1",
+        f"mean paired difference of {split} margins (AMR − standard)",
+        [stats.estimate(d.mean(), d[idx].mean(1), label=f"{len(d)} samples")],
+        context=f"average {pair.margin_a.mean():.3f} (AMR) vs {pair.margin_s.mean():.3f} (standard)",
+    )
 
 
 def amr_robustness(res) -> Claim:
@@ -112,18 +141,28 @@ def amr_robustness(res) -> Claim:
     for eps, g in rob[rob.eps > 0].groupby("eps"):
         a, s = g.set_index("variant").loc["amr"], g.set_index("variant").loc["std"]
         reps = stats.binomial_draws([a.acc, s.acc], [a.n, s.n], seed=int(eps * 1000))
-        parts.append(stats.estimate(a.acc - s.acc, reps[:, 0] - reps[:, 1],
-                                    label=f"eps {eps:g}: {a.acc:.3f} vs {s.acc:.3f}"))
-    return Claim("AMR has higher robust accuracy under l2 PGD", "Table 1",
-                 "robust accuracy AMR − standard per eps", parts, combine="any")
+        parts.append(
+            stats.estimate(
+                a.acc - s.acc, reps[:, 0] - reps[:, 1], label=f"eps {eps:g}: {a.acc:.3f} vs {s.acc:.3f}"
+            )
+        )
+    return Claim(
+        "AMR has higher robust accuracy under l2 PGD",
+        "Table 1",
+        "robust accuracy AMR − standard per eps",
+        parts,
+        combine="any",
+    )
 
 
 def mlp_tradeoff(res) -> Claim:
     t = res.trajectory
     epochs, M = _per_epoch(t[t.variant == "std"])
-    text, stat = ("standard training of the MLP: the minimum training margin keeps rising while the average "
-                  "margin falls after its peak", "after the average's peak: Theil-Sen slope of the minimum, "
-                  "−slope of the average, on log(1 + epoch)")
+    text, stat = (
+        "standard training of the MLP: the minimum training margin keeps rising while the average "
+        "margin falls after its peak",
+        "after the average's peak: Theil-Sen slope of the minimum, −slope of the average, on log(1 + epoch)",
+    )
     if len(epochs) < 3:
         return not_measured(text, "§4.2, Fig. 2 top", stat, "fewer than three tracked epochs")
     after = epochs >= epochs[int(np.argmax(M.mean(0)))]
@@ -142,11 +181,15 @@ def average_margin_regularizer(res) -> Report:
     for claim in (amr_average_margin, amr_robustness, mlp_tradeoff):
         rep.add(claim(res))
     opts = res.spec.train_settings("amr")["loss_options"]
-    rep.check("AMR at seed 002 §5's MNIST values (lambda 0.1, beta 1e-3, tau 5)",
-              opts.get("lam") == 0.1 and opts.get("beta") == 1e-3 and opts.get("tau") == 5.0, str(opts))
+    rep.check(
+        "AMR at seed 002 §5's MNIST values (lambda 0.1, beta 1e-3, tau 5)",
+        opts.get("lam") == 0.1 and opts.get("beta") == 1e-3 and opts.get("tau") == 5.0,
+        str(opts),
+    )
     acc = res.units.groupby("variant").val_acc.mean()
-    rep.notes.append(f"clean test accuracy {acc['amr']:.3f} (AMR) vs {acc['std']:.3f} (standard); "
-                     + scale_note(res))
+    rep.notes.append(
+        f"clean test accuracy {acc['amr']:.3f} (AMR) vs {acc['std']:.3f} (standard); " + scale_note(res)
+    )
     if (note := masking_note(res.curves)) is not None:
         rep.notes.append(note)
     return rep
