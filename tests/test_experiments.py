@@ -248,3 +248,32 @@ def test_margin_trajectory_draws_signed_minimum():
     assert set(mins) == {"minimum (std)", "minimum (amr)"}
     np.testing.assert_allclose(mins["minimum (std)"], [-0.5, -0.1, 0.05, 0.2])
     assert len(vs.margin_trajectory(res.trajectory, color="variant").data) == 2  # averages only by default
+
+
+def test_normalized_margins_use_the_initial_weights_and_bias_free_nets():
+    """Seed 001 App. A.1: the spectral complexity is measured against the untrained weights (the runner keeps
+    a copy); a spec asking for normalized margins of a net with biases stops before training."""
+    from marginlab.experiments.prepare import build_unit_model, prepare_data
+    from marginlab.experiments.runner import compute_unit
+    from marginlab.margins import spectrally_normalized_margin
+
+    raw = copy.deepcopy(TOY)
+    raw.update(corruptions=[{"kind": "none"}], capacities=[8], robustness=None,
+               model={"family": "mlp", "depth": 2, "bias": False},
+               margins={"n_samples": 20, "max_margin": False, "normalized": True, "skip_misclassified": True})
+    spec = load_spec(raw)
+    unit = spec.units()[0]
+    out = compute_unit(spec, unit)
+    s = out["samples"]
+    train, _ = prepare_data(spec, unit)
+    init = build_unit_model(spec, unit, train.input_shape, train.n_classes)
+    X, y = train.X[s.row.to_numpy()], train.y[s.row.to_numpy()]
+    want = spectrally_normalized_margin(out["model"], X, y, reference=init)
+    zero = spectrally_normalized_margin(out["model"], X, y)
+    ok = s.correct.to_numpy()
+    np.testing.assert_allclose(s.nm_spectral.to_numpy()[ok], want[ok], rtol=1e-9)
+    assert not np.allclose(want[ok], zero[ok], rtol=1e-3)  # the reference matters
+    assert s.nm_spectral[~ok].isna().all()  # misclassified samples are skipped, as their margins are
+    raw["model"]["bias"] = True
+    with pytest.raises(ValueError, match="spec.margins.normalized needs spec.model.bias false"):
+        load_spec(raw)
