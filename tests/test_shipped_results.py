@@ -63,3 +63,23 @@ def test_findings_cli_rejects_bad_paths(tmp_path, capsys):
         assert exc.value.code == 2
         err = capsys.readouterr().err
         assert "marginlab findings: error: path" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
+def test_notebook_helpers_open_the_shipped_results(folder, monkeypatch):
+    """What notebooks 03-06 show by default: the shipped tables, a summary computed from the report, the
+    paper-vs-ours table."""
+    from marginlab.experiments import notebook as nb
+    from marginlab.experiments.paper import paper_vs_ours
+
+    monkeypatch.chdir(RESULTS.parent.parent / "notebooks")
+    res = nb.open_study(folder.name)
+    assert res.path.resolve() == folder.resolve()
+    rep = report_for(res)
+    text = nb.verdict_summary(res).data
+    assert f"{rep.reproduced} of {len(rep.claims)} claims reproduced" in text and "shipped results" in text
+    table = paper_vs_ours(res)
+    assert list(table.columns) == ["item", "paper", "ours", "setting difference"] and len(table) >= 2
+    assert all(res.spec.name in s for s in table["setting difference"])
+    with pytest.raises(ValueError, match="study must be one of"):
+        nb.open_study("no-such-study")
