@@ -291,7 +291,7 @@ def test_maximum_margin_bruteforce():
 
 
 def test_normalized_margins_refuse_biased_nets_unless_allowed():
-    """Seed 001 Defs. 3.1/3.2 assume homogeneity: with biases, scaling a layer changes the 'normalized' margin."""
+    """Seed 001 Defs. 3.1/3.2 assume homogeneity: with biases, scaling a layer changes the margin."""
     from marginlab.margins import frobenius_normalized_margin, spectrally_normalized_margin
 
     m = MLP((5,), (7,), 3, bias=True, seed=0).double()

@@ -1,5 +1,5 @@
 """The shipped evidence (data/results/<study>/): every verdict recorded when it was shipped is re-derived from
-the shipped tables, by the API and by ``marginlab findings PATH``; provenance is complete; the total is small."""
+the shipped tables, by the API and by ``marginlab findings PATH``; provenance is complete; the total small."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from marginlab.experiments.findings import load_results, report_for
 
 RESULTS = Path(__file__).resolve().parents[1] / "data" / "results"
 SHIPPED = sorted(p for p in RESULTS.iterdir() if (p / "verdicts.json").exists()) if RESULTS.exists() else []
-PROVENANCE = {"study", "spec_name", "commit", "date", "machine", "wall_seconds_this_call", "unit_seconds_total",
-              "units", "size", "overrides_of_full_spec"}
+PROVENANCE = {"study", "spec_name", "commit", "date", "machine", "wall_seconds_this_call",
+              "unit_seconds_total", "units", "size", "overrides_of_full_spec"}
 
 
 def test_something_is_shipped():
