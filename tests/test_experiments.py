@@ -214,6 +214,11 @@ def test_cli_prints_the_studys_findings(tmp_path, capsys):
     # a user's own spec has no paper to check against
     main(["run", json_spec(tmp_path), "--quick", "--out", str(tmp_path / "toy"), "--no-models"])
     assert report_for(Results(tmp_path / "toy")) is None
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:  # ... so `marginlab findings` refuses it, naming the spec
+        main(["findings", str(tmp_path / "toy")])
+    assert exc.value.code == 2 and "'toy-sweep-quick', not of a built-in study" in capsys.readouterr().err
+    assert main(["findings", str(out)]) == 0 and report.to_markdown() in capsys.readouterr().out
 
 
 def json_spec(tmp_path):
