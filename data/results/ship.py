@@ -34,8 +34,8 @@ SIZES = {
     "missing-margin": {"data": {"n_train": 2000, "n_val": 2000}, "capacities": [16, 128, 1024],
                        "seeds": [0, 1], "train": {"epochs": 100},
                        "margins": {"n_samples": 200, "options": {"max_iter": 15}}},
-    "margin-losses": {"train_sizes": [500, 2000], "train": {"epochs": 40},
-                      "margins": {"n_samples": 300, "splits": ["val"], "options": {"max_iter": 15}},
+    "margin-losses": {"train_sizes": [500, 1000], "train": {"epochs": 40},
+                      "margins": {"n_samples": 200, "splits": ["val"], "options": {"max_iter": 15}},
                       "robustness": {"n_samples": 500}},
 }
 TABLES = ("samples", "units", "history", "curves", "trajectory")
