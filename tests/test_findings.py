@@ -332,7 +332,7 @@ def test_losses_robustness(gain, verdict):
 def test_variance_ratio(factor, verdict):
     rows = []
     for v in LOSSES:
-        r = 3.0 * (factor if v == "large-margin" else 1.0) * np.exp(RNG.normal(0, 0.05, 501))
+        r = 3.0 * (factor if v == "odn" else 1.0) * np.exp(RNG.normal(0, 0.05, 501))
         rows += [
             dict(corruption="label", n_train=500, variant=v, replicate=b - 1, ratio=x)
             for b, x in enumerate(r)
