@@ -2,7 +2,7 @@
 cross-entropy on small and noisy training sets.
 
 Per setting (label noise × training-set size). Claims about margin losses in general hold when *some* margin
-loss beats cross-entropy, so their p-values over the losses are Holm-adjusted: test accuracy (seed 003 Table 1,
+loss beats cross-entropy, their p-values over the losses are Holm-adjusted: test accuracy (seed 003 Table 1,
 seed 004 Figs. 3-4; binomial redraws), mean test margin (same test samples paired), robustness per attack as
 the mean accuracy over eps > 0 (seed 003 §4.6, seed 004 Figs. 5-6; binomial redraws). Seed 003's claims about
 ODN compare ODN alone with cross-entropy: its margin mean/std ratio (§4.5, paired) and, when a variance table
