@@ -1,4 +1,6 @@
-"""Repo-wide pytest setup: notebooks run in smoke mode unless MARGINLAB_SMOKE is set explicitly."""
+"""Repository-wide pytest setup: the study notebooks (03-06) run in smoke mode under pytest (nbmake kernels
+inherit this environment), re-running each study's quick version instead of opening the shipped results;
+``MARGINLAB_SMOKE=0 pytest notebooks`` runs them on the shipped results instead."""
 
 import os
 

@@ -5,6 +5,7 @@
     marginlab info                 versions, devices and where MNIST / CIFAR-10 would be loaded from
     marginlab run missing-margin --quick          a built-in study (smoke version) -> ./marginlab-results/
     marginlab run SPEC.json --out DIR --scheduler tcp://host:8786   a JSON spec on a Dask cluster
+    marginlab findings data/results/missing-margin    the paper's claims tested on a results folder
 
 Bad parameters exit with status 2 and a message naming the parameter and the allowed range, before any work.
 
@@ -233,11 +234,34 @@ def _run(args) -> int:
     return 0
 
 
+# -- findings -----------------------------------------------------------------------------------------
+def _findings_arguments(f: argparse.ArgumentParser) -> None:
+    f.add_argument("path", help="a finished results folder of a built-in study (marginlab run's --out, or a "
+                                "shipped data/results/<study> folder)")
+    f.add_argument("--json", action="store_true", help="print the verdicts as JSON instead of Markdown")
+
+
+def _findings(args) -> int:
+    import json
+
+    from .experiments.findings import FINDINGS, load_results, report_for
+
+    res = load_results(args.path)
+    report = report_for(res)
+    if report is None:
+        raise ValueError(f"path: {args.path} holds a run of spec {res.spec.name!r}, not of a built-in study "
+                         f"({', '.join(FINDINGS)}): there are no paper claims to check")
+    print(json.dumps(report.verdicts(), indent=2) if args.json else report.to_markdown())
+    return 0
+
+
 # -- the table of subcommands -----------------------------------------------------------------------
 COMMANDS: dict[str, Command] = {
     "demo": Command("train a small model on a built-in dataset and report margins (no network)",
                     _demo_arguments, _demo, _DEMO_CHECKS),
     "info": Command("versions, devices and data locations", lambda parser: None, _info),
+    "findings": Command("check a results folder against its paper's claims (statistic, interval, verdict)",
+                        _findings_arguments, _findings),
     "run": Command("run an experiment spec (JSON file or built-in study name); resumable", _run_arguments,
                    _run),
 }

@@ -214,6 +214,11 @@ def test_cli_prints_the_studys_findings(tmp_path, capsys):
     # a user's own spec has no paper to check against
     main(["run", json_spec(tmp_path), "--quick", "--out", str(tmp_path / "toy"), "--no-models"])
     assert report_for(Results(tmp_path / "toy")) is None
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:  # ... so `marginlab findings` refuses it, naming the spec
+        main(["findings", str(tmp_path / "toy")])
+    assert exc.value.code == 2 and "'toy-sweep-quick', not of a built-in study" in capsys.readouterr().err
+    assert main(["findings", str(out)]) == 0 and report.to_markdown() in capsys.readouterr().out
 
 
 def json_spec(tmp_path):
@@ -222,7 +227,6 @@ def json_spec(tmp_path):
     return str(path)
 
 
-# -- findings on tables with known answers ------------------------------------------------------------
 def _amr_tables(mean_by_epoch, min_by_epoch):
     """A synthetic average-margin-regularizer run: 4 tracked training samples per epoch whose mean and signed
     minimum are given; one sample misclassified while its target minimum is negative."""
@@ -240,26 +244,6 @@ def _amr_tables(mean_by_epoch, min_by_epoch):
     return SimpleNamespace(units=units, curves=curves, trajectory=pd.DataFrame(rows), spec=spec)
 
 
-def test_mlp_tradeoff_claim_follows_the_numbers():
-    from marginlab.experiments.findings import average_margin_regularizer
-    from marginlab.experiments.results import signed_margins
-
-    res = _amr_tables([0.2, 1.0, 0.9, 0.8], [-0.5, -0.1, 0.05, 0.2])
-    t = res.trajectory[res.trajectory.variant == "std"]
-    s = signed_margins(t)
-    assert (s[~t.correct.to_numpy()] < 0).all() and (s[t.correct.to_numpy()] >= 0).all()
-    claim = [c for c in average_margin_regularizer(res).claims if "§4.2" in c[0]][0]
-    # averages of signed margins: epoch 1's misclassified sample counts -0.1, so (4 * 1.0 - 0.2) / 4
-    assert claim[1] is True and "0.950 (epoch 1, its peak) → 0.800 (epoch 3)" in claim[2]
-    assert "-0.100 → 0.200" in claim[2]
-    # the average still rising at the end: not reproduced
-    rising = _amr_tables([0.2, 0.5, 0.9, 1.0], [-0.5, -0.1, 0.05, 0.2])
-    assert [c for c in average_margin_regularizer(rising).claims if "§4.2" in c[0]][0][1] is False
-    # the minimum falling: not reproduced
-    falling = _amr_tables([0.2, 1.0, 0.9, 0.8], [-0.5, 0.3, 0.2, 0.1])
-    assert [c for c in average_margin_regularizer(falling).claims if "§4.2" in c[0]][0][1] is False
-
-
 def test_margin_trajectory_draws_signed_minimum():
     from marginlab.viz import studies as vs
 
@@ -271,50 +255,30 @@ def test_margin_trajectory_draws_signed_minimum():
     assert len(vs.margin_trajectory(res.trajectory, color="variant").data) == 2  # averages only by default
 
 
-def test_odn_mean_std_ratio_claim_follows_the_numbers():
-    from types import SimpleNamespace
+def test_normalized_margins_use_the_initial_weights_and_bias_free_nets():
+    """Seed 001 App. A.1: the spectral complexity is measured against the untrained weights (the runner keeps
+    a copy); a spec asking for normalized margins of a net with biases stops before training."""
+    from marginlab.experiments.prepare import build_unit_model, prepare_data
+    from marginlab.experiments.runner import compute_unit
+    from marginlab.margins import spectrally_normalized_margin
 
-    from marginlab.experiments.findings import margin_losses
-
-    rng = np.random.default_rng(0)
-
-    def run(odn_std):
-        rows, units, curves = [], [], []
-        for v, (mu, sd) in {"xent": (1.0, 0.5), "odn": (1.0, odn_std), "hinge": (0.8, 0.5)}.items():
-            m = mu + sd * rng.standard_normal(400)
-            rows += [dict(split="val", corruption="label", n_train=300, variant=v, margin=x, label=i % 10)
-                     for i, x in enumerate(m)]
-            units.append(dict(corruption="label", n_train=300, variant=v, val_acc=0.8))
-            curves += [dict(corruption="label", n_train=300, variant=v, attack="fgsm", eps=e, accuracy=0.5)
-                       for e in (0.0, 0.1)]
-        return SimpleNamespace(samples=pd.DataFrame(rows), units=pd.DataFrame(units),
-                               curves=pd.DataFrame(curves), spec=SimpleNamespace(name="margin-losses"))
-
-    def claim(res):
-        return [c for c in margin_losses(res).claims if "mean/std ratio" in c[0]][0]
-
-    res = run(0.25)  # ratio ~4 vs ~2
-    g = res.samples.groupby("variant")["margin"]
-    expect = g.mean() / g.std()
-    tight = claim(res)
-    assert tight[1] is True
-    assert f"odn {expect['odn']:.2f}" in tight[2] and f"xent {expect['xent']:.2f}" in tight[2]
-    assert claim(run(1.0))[1] is False  # ratio ~1 vs ~2
-
-
-def test_differences_within_two_standard_errors_are_not_findings():
-    """Seed 002 Table 1 analogue: AMR 0.006 vs 0.005 robust accuracy on 1,000 samples is noise, 0.30 vs 0.20
-    is not; the threshold is printed with the evidence."""
-    from marginlab.experiments.findings import N_SE, average_margin_regularizer
-
-    def claim(amr_acc, std_acc, n=1000):
-        res = _amr_tables([0.2, 1.0, 0.9, 0.8], [-0.5, -0.1, 0.05, 0.2])
-        res.curves = pd.DataFrame(dict(variant=["std", "amr"], eps=[2.0, 2.0], accuracy=[std_acc, amr_acc],
-                                       n=[n, n]))
-        return [c for c in average_margin_regularizer(res).claims if "PGD" in c[0]][0]
-
-    se = np.hypot(np.sqrt(0.3 * 0.7 / 1000), np.sqrt(0.2 * 0.8 / 1000))
-    strong = claim(0.30, 0.20)
-    assert strong[1] is True and f"± {N_SE * se:.3f}" in strong[2]
-    assert claim(0.006, 0.005)[1] is False
-    assert claim(0.30, 0.20, n=50)[1] is False  # the same accuracies on 50 samples are not a finding
+    raw = copy.deepcopy(TOY)
+    raw.update(corruptions=[{"kind": "none"}], capacities=[8], robustness=None,
+               model={"family": "mlp", "depth": 2, "bias": False},
+               margins={"n_samples": 20, "max_margin": False, "normalized": True, "skip_misclassified": True})
+    spec = load_spec(raw)
+    unit = spec.units()[0]
+    out = compute_unit(spec, unit)
+    s = out["samples"]
+    train, _ = prepare_data(spec, unit)
+    init = build_unit_model(spec, unit, train.input_shape, train.n_classes)
+    X, y = train.X[s.row.to_numpy()], train.y[s.row.to_numpy()]
+    want = spectrally_normalized_margin(out["model"], X, y, reference=init)
+    zero = spectrally_normalized_margin(out["model"], X, y)
+    ok = s.correct.to_numpy()
+    np.testing.assert_allclose(s.nm_spectral.to_numpy()[ok], want[ok], rtol=1e-9)
+    assert not np.allclose(want[ok], zero[ok], rtol=1e-3)  # the reference matters
+    assert s.nm_spectral[~ok].isna().all()  # misclassified samples are skipped, as their margins are
+    raw["model"]["bias"] = True
+    with pytest.raises(ValueError, match="spec.margins.normalized needs spec.model.bias false"):
+        load_spec(raw)

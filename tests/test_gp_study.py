@@ -55,14 +55,19 @@ def test_recipe1_ensembles_reach_targets_and_small_margin_hurts(data):
 
 
 def test_finding_verdict_follows_the_numbers():
-    def table(small1, smallk):
+    def table(small1, smallk, n_test=2000):
         return pd.DataFrame({"model": ["NN-GP draws"] * 4, "margin": [0.1, 0.1, 1.0, 1.0], "m": [1, 8, 1, 8],
-                             "accuracy": [small1, smallk, 0.9, 0.92]})
+                             "accuracy": [small1, smallk, 0.9, 0.92], "n_test": n_test})
 
     assert gp_finding(table(0.6, 0.8)).startswith("Fig. 6 reproduced")
     assert gp_finding(table(0.6, 0.55)).startswith("Fig. 6 NOT reproduced")  # averaging did not help
     assert gp_finding(table(0.95, 0.97)).startswith("Fig. 6 NOT reproduced")  # small margin did not hurt
     assert "0.600" in gp_finding(table(0.6, 0.8))
+    # a 0.02 gain is a finding on 20,000 test images, not on 200 (binomial noise)
+    assert gp_finding(table(0.6, 0.62, n_test=20000)).startswith("Fig. 6 reproduced")
+    assert gp_finding(table(0.6, 0.62, n_test=200)).startswith("Fig. 6 NOT reproduced")
+    with pytest.raises(ValueError, match="n_test"):
+        gp_finding(table(0.6, 0.8).drop(columns="n_test"))
 
 
 def test_figure_has_one_panel_per_model_and_one_line_per_m():

@@ -288,3 +288,19 @@ def test_maximum_margin_bruteforce():
     D = np.sqrt(((X[:, None] - X[None]) ** 2).sum(2))
     D[y[:, None] == y[None]] = np.inf
     np.testing.assert_allclose(d, D.min(1), rtol=1e-12)
+
+
+def test_normalized_margins_refuse_biased_nets_unless_allowed():
+    """Seed 001 Defs. 3.1/3.2 assume homogeneity: with biases, scaling a layer changes the margin."""
+    from marginlab.margins import frobenius_normalized_margin, spectrally_normalized_margin
+
+    m = MLP((5,), (7,), 3, bias=True, seed=0).double()
+    X, y = torch.randn(12, 5), np.arange(12) % 3
+    for f in (normalized_margins, frobenius_normalized_margin, spectrally_normalized_margin):
+        with pytest.raises(ValueError, match="allow_bias"):
+            f(m, X, y)
+    before = frobenius_normalized_margin(m, X, y, allow_bias=True)
+    with torch.no_grad():
+        m.weight_layers()[0].weight.mul_(3.0)
+    after = frobenius_normalized_margin(m, X, y, allow_bias=True)
+    assert not np.allclose(before, after, rtol=1e-3)  # why the default refuses them

@@ -81,7 +81,7 @@ def test_noise_and_bad_input(linear):
 
 
 def test_findings_name_masked_models(linear):
-    from marginlab.experiments.findings import _masking_note
+    from marginlab.experiments.findings.notes import masking_note as _masking_note
 
     model, X, y, _, _ = linear
     big = _scaled(model, 1e5)

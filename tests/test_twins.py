@@ -111,13 +111,13 @@ def test_both_twins_fit_and_hit_the_targeted_margin_but_the_attack_twin_generali
     assert f"{t.loc['control', 'test_acc']:.3f} vs attack {t.loc['attack', 'test_acc']:.3f}" in line
 
 
-def _fake(medians, accs, alpha=1.0):
+def _fake(medians, accs, alpha=1.0, n_test=1000):
     rng = np.random.default_rng(0)
     rows = [pd.DataFrame({"twin": tw, "alpha": alpha, "set": "clean",
                           "margin": m + 0.01 * rng.standard_normal(50)})
             for tw, m in zip(("control", "attack"), medians)]
     summary = pd.DataFrame({"twin": ["control", "attack"], "alpha": alpha, "margin_median": medians,
-                            "test_acc": accs})
+                            "test_acc": accs, "n_test": n_test})
     return SimpleNamespace(samples=pd.concat(rows, ignore_index=True), summary=summary)
 
 
@@ -130,6 +130,9 @@ def test_finding_verdict_follows_the_numbers():
     line = twins_finding(_fake([2.0, 1.9], [0.812, 0.351], alpha=2.0))
     assert "median margin control 2.000 vs attack 1.900" in line and "0.812 vs attack 0.351" in line
     assert "KS 1.00" in line  # the two fake distributions do not overlap at all
+    # a gap that would pass as a point estimate is no finding on 100 test images (binomial noise)
+    assert twins_finding(_fake([1.0, 0.95], [0.81, 0.68], n_test=100)).startswith("Fig. 3 NOT reproduced")
+    assert twins_finding(_fake([1.0, 0.95], [0.81, 0.68], n_test=10000)).startswith("Fig. 3 reproduced")
     with pytest.raises(ValueError, match=r"rtol must be in \[0, inf\)"):
         twins_finding(_fake([1, 1], [0.8, 0.3]), rtol=-1)
 

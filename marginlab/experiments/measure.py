@@ -89,9 +89,10 @@ class TrajectoryTracker:
 
 
 # -- the per-sample table ---------------------------------------------------------------------------
-def samples_table(spec, model, datasets: dict, rows_by_split: dict, *, linear: bool):
+def samples_table(spec, model, datasets: dict, rows_by_split: dict, *, linear: bool, reference=None):
     """``(samples, svm_summary)``: one row per measured sample with its margin and every reference the spec
-    asks for; ``svm_summary`` holds the SVM's scalars (empty without ``svm_reference``)."""
+    asks for; ``svm_summary`` holds the SVM's scalars (empty without ``svm_reference``). ``reference``: the
+    model at initialisation, the spectral complexity's reference weights (seed 001 App. A.1)."""
     import pandas as pd
 
     svm_summary, svm_split = {}, None
@@ -100,7 +101,7 @@ def samples_table(spec, model, datasets: dict, rows_by_split: dict, *, linear: b
     parts = []
     for s, rows in rows_by_split.items():
         train = datasets["train"] if s == "train" else None
-        df = _split_samples(spec, model, s, datasets[s], rows, train=train)
+        df = _split_samples(spec, model, s, datasets[s], rows, train=train, reference=reference)
         if svm_split is not None:
             df["svm_margin"] = svm_split[s]
         if linear:
@@ -109,7 +110,7 @@ def samples_table(spec, model, datasets: dict, rows_by_split: dict, *, linear: b
     return pd.concat(parts, ignore_index=True), svm_summary
 
 
-def _split_samples(spec, model, split, ds, rows, *, train):
+def _split_samples(spec, model, split, ds, rows, *, train, reference=None):
     """The measured rows of one split; ``train`` (the training set itself, or None for the other splits)
     gives the maximum margins, which are distances between training samples."""
     import pandas as pd
@@ -131,9 +132,11 @@ def _split_samples(spec, model, split, ds, rows, *, train):
         after, before = _max_margins(train, rows) if train is not None else (np.nan, np.nan)
         df["max_margin"], df["max_margin_before"] = after, before
     if m["normalized"]:
-        nm = _normalized(model, X, y)
+        nm = _normalized(model, X, y, reference)
+        # skip_misclassified (seed 000 §5, seed 001 Figs. 1-2: margins of correctly classified samples)
+        keep = df["correct"].to_numpy() | (not m["skip_misclassified"])
         for col in nm.columns:
-            df[f"nm_{col}"] = np.asarray(nm[col])
+            df[f"nm_{col}"] = np.where(keep, np.asarray(nm[col]), np.nan)
     return df
 
 
@@ -150,13 +153,14 @@ def _max_margins(train, rows):
     return tuple(out)
 
 
-def _normalized(model, X, y):
-    """Seed 001's normalized margins (output, Frobenius, spectral) as a DataFrame."""
+def _normalized(model, X, y, reference=None):
+    """Seed 001's normalized margins (output, Frobenius, spectral; spectral against ``reference``) as a
+    DataFrame."""
     import pandas as pd
 
     from ..margins.normalized import normalized_margins
 
-    out = normalized_margins(model, X, y)
+    out = normalized_margins(model, X, y, reference)
     out = out.to_frame() if hasattr(out, "to_frame") else out
     return out if isinstance(out, pd.DataFrame) else pd.DataFrame(out)
 

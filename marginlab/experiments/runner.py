@@ -9,6 +9,7 @@ the spec and the unit (its seeds), so a restarted run, a Dask run and a local ru
 from __future__ import annotations
 
 import contextlib
+import copy
 import sys
 import time
 import traceback
@@ -42,13 +43,15 @@ def compute_unit(spec, unit) -> dict:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(unit.seed)
         model = build_unit_model(spec, unit, train.input_shape, train.n_classes)
+        # seed 001 App. A.1: the spectral complexity measures the weights' distance from their initial values
+        init = copy.deepcopy(model) if spec.margins["normalized"] else None
         tracker = measure.TrajectoryTracker(spec, model, datasets, rows, linear)
         model, hist, t_train = _fit(spec, unit, model, train, val, tracker)
         summary = {**unit.to_dict(), "epochs": len(hist), "train_seconds": t_train,
                    "n_params": int(sum(p.numel() for p in model.parameters())),
                    **measure.accuracy_summary(model, train, val)}
         t0 = time.perf_counter()
-        samples, svm = measure.samples_table(spec, model, datasets, rows, linear=linear)
+        samples, svm = measure.samples_table(spec, model, datasets, rows, linear=linear, reference=init)
         summary.update(svm, margin_seconds=time.perf_counter() - t0, **measure.margin_summary(samples, rows))
         curves = measure.robustness_curves(spec, model, datasets, unit.seed)
     # "missing" stays in the summary for the units table's schema: every measurement is made or raises

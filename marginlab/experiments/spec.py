@@ -150,6 +150,13 @@ def svm_reference_needs_linear(s, where):
         raise ValueError(f"{where}.margins.svm_reference needs model.family 'linear' (seed 002's LR vs SVM)")
 
 
+def normalized_needs_bias_free(s, where):
+    """Seed 001's normalized margins are scale invariant only without biases (margins.normalized)."""
+    if s["margins"]["normalized"] and s["model"]["bias"]:
+        raise ValueError(f"{where}.margins.normalized needs {where}.model.bias false: normalized margins "
+                         "(seed 001 Defs. 3.1/3.2) are scale invariant only for bias-free networks")
+
+
 def val_split_needs_val_data(s, where):
     rob = s["robustness"]
     if s["data"]["n_val"] == 0 and ("val" in s["margins"]["splits"] or (rob and rob["split"] == "val")):
@@ -292,7 +299,8 @@ SPEC = Table({
     "robustness": (None, Nullable(SECTIONS["robustness"])),
     "quick": (None, Nullable(Mapping(), default={})),  # overrides merged into the spec by --quick
 }, rules=[cnn_needs_images, capacities_match_family, train_sizes_default, default_variant,
-          track_epochs_within_training, svm_reference_needs_linear, val_split_needs_val_data,
+          track_epochs_within_training, svm_reference_needs_linear, normalized_needs_bias_free,
+          val_split_needs_val_data,
           quick_keeps_identity, options_fit_their_callee])
 # the defaults of every section, as documentation: {"": top level, "data": {...}, ...}
 SPEC_KEYS = {"": SPEC.defaults, **{k: t.defaults for k, t in SECTIONS.items()}}

@@ -6,8 +6,13 @@ divide out the degree-L weight homogeneity and the degree-1 input homogeneity:
 * Frobenius (Def. 3.1): gamma * prod_l sqrt(d_l) / ||W_l||_F * sqrt(d_0) / ||x||_2
 * spectral (Def. 3.2):  gamma / R_w * sqrt(d_0) / ||x||_2, with the spectral complexity
   R_w = (prod_l ||W_l||_sigma) (sum_l ||W_l^T - M_l^T||_{2,1}^{2/3} / ||W_l||_sigma^{2/3})^{3/2}
-  and reference weights M (e.g. the initialisation; default zero). ||A||_{2,1} is the sum of the 2-norms
-  of the columns of A, so ||W^T - M^T||_{2,1} sums the row norms of W - M.
+  and reference weights M (seed 001 App. A.1 uses the initialisation; default zero). ||A||_{2,1} is the sum
+  of the 2-norms of the columns of A, so ||W^T - M^T||_{2,1} sums the row norms of W - M.
+
+Both normalizations assume a bias-free network: only then is f homogeneous of degree L in the weights and of
+degree 1 in the input. With biases they are not scale invariant (scaling the first layer of a small biased MLP
+by 3 changed its Frobenius-normalized margin by 226 %), so the functions refuse such nets with a
+``ValueError`` unless ``allow_bias=True``.
 """
 
 from __future__ import annotations
@@ -21,11 +26,15 @@ __all__ = ["output_margin", "frobenius_normalized_margin", "spectrally_normalize
            "spectral_complexity", "normalized_margins"]
 
 
-def _weights(model):
+def _weights(model, allow_bias: bool = True):
     layers = model.weight_layers() if hasattr(model, "weight_layers") else [
         m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
     if not layers:
         raise ValueError("model has no weight layers (Linear/Conv2d): normalized margins need them")
+    if not allow_bias and any(getattr(m, "bias", None) is not None for m in layers):
+        raise ValueError("model has biases: normalized margins (seed 001 Defs. 3.1/3.2) are scale invariant "
+                         "only for bias-free networks (build it with bias=False), or pass allow_bias=True to "
+                         "compute them anyway")
     return [m.weight.detach().double().reshape(m.weight.shape[0], -1).cpu() for m in layers]
 
 
@@ -56,10 +65,10 @@ def _input_factor(X):
     return (np.sqrt(X.shape[1]) / torch.linalg.vector_norm(X, dim=1)).numpy()
 
 
-def frobenius_normalized_margin(model, X, y):
-    """Frobenius-normalized margin, seed 001 Def. 3.1."""
+def frobenius_normalized_margin(model, X, y, *, allow_bias: bool = False):
+    """Frobenius-normalized margin, seed 001 Def. 3.1 (bias-free nets unless ``allow_bias``)."""
     prod = 1.0
-    for W in _weights(model):
+    for W in _weights(model, allow_bias):
         prod *= np.sqrt(W.shape[0]) / float(torch.linalg.matrix_norm(W, "fro"))
     return output_margin(model, X, y) * prod * _input_factor(X)
 
@@ -87,12 +96,16 @@ def spectral_complexity(model, reference=None):
     return float(np.prod(sig) * total ** 1.5)
 
 
-def spectrally_normalized_margin(model, X, y, reference=None):
-    """Spectrally-normalized margin, seed 001 Def. 3.2."""
+def spectrally_normalized_margin(model, X, y, reference=None, *, allow_bias: bool = False):
+    """Spectrally-normalized margin, seed 001 Def. 3.2 (bias-free nets unless ``allow_bias``);
+    ``reference``: the weights M; seed 001 App. A.1 uses the initial ones (:func:`spectral_complexity`)."""
+    _weights(model, allow_bias)
     return output_margin(model, X, y) / spectral_complexity(model, reference) * _input_factor(X)
 
 
-def normalized_margins(model, X, y, reference=None):
-    """``{"output", "frobenius", "spectral"}`` margins per sample (numpy arrays)."""
-    return {"output": output_margin(model, X, y), "frobenius": frobenius_normalized_margin(model, X, y),
-            "spectral": spectrally_normalized_margin(model, X, y, reference)}
+def normalized_margins(model, X, y, reference=None, *, allow_bias: bool = False):
+    """``{"output", "frobenius", "spectral"}`` margins per sample (numpy arrays); bias-free nets unless
+    ``allow_bias``."""
+    return {"output": output_margin(model, X, y),
+            "frobenius": frobenius_normalized_margin(model, X, y, allow_bias=allow_bias),
+            "spectral": spectrally_normalized_margin(model, X, y, reference, allow_bias=allow_bias)}
