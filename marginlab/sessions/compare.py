@@ -11,7 +11,7 @@ a link or "copy as code" rebuilds the comparison at the same step.
 
 from __future__ import annotations
 
-import json
+import pprint
 
 import numpy as np
 
@@ -191,5 +191,6 @@ class CompareSession(Session):
             args += [f"{k}={getattr(self.settings, k)!r}" for k in PlaygroundSettings.__dataclass_fields__
                      if getattr(self.settings, k) != getattr(default, k)]
             return f"from marginlab.widgets import compare\n\napp = compare({', '.join(args)})\napp"
-        return ("from marginlab.widgets import Compare\n\nstate = " + json.dumps(self.state(), indent=1)
-                + "\napp = Compare.from_state(state)\napp")
+        state = pprint.pformat(self.state(), width=100, sort_dicts=False)
+        return (f"from marginlab.widgets import Compare\n\nstate = {state}\n"
+                f"app = Compare.from_state(state)\napp")

@@ -484,7 +484,7 @@ class PlaygroundSession(EditingMixin, LayersMixin, Session):
     def code(self) -> str:
         """Python that rebuilds this app in any notebook cell (plain arguments when the setup is only
         settings, else the state as a literal)."""
-        import json
+        import pprint  # a Python literal (JSON's null/true/false are not Python)
 
         default = PlaygroundSettings()
         if self.custom is None and not self.events and self.trainer.global_step == 0:
@@ -492,8 +492,9 @@ class PlaygroundSession(EditingMixin, LayersMixin, Session):
                     if getattr(self.settings, k) != getattr(default, k)]
             args += [f"{k}={tuple(v)!r}" for k, v in (("hide", self.hide), ("lock", self.lock)) if v]
             return f"from marginlab.widgets import Playground\n\napp = Playground({', '.join(args)})\napp"
-        return ("from marginlab.widgets import Playground\n\nstate = " + json.dumps(self.state(), indent=1)
-                + "\napp = Playground.from_state(state)\napp")
+        state = pprint.pformat(self.state(), width=100, sort_dicts=False)
+        return (f"from marginlab.widgets import Playground\n\nstate = {state}\n"
+                f"app = Playground.from_state(state)\napp")
 
     # -- replay --------------------------------------------------------------------------------------------
     def _record(self, logits) -> None:
