@@ -18,7 +18,7 @@ from ._plotly import FigureWidget
 
 __all__ = ["WorkshopView", "certificate_html"]
 
-EDIT_MODES = (("select", "select"), ("move", "move"), ("brush", "brush"))
+EDIT_MODES = (("select", "select"), ("move", "move"), ("brush", "brush"), ("delete", "delete"))
 
 
 class WorkshopView:
@@ -41,7 +41,9 @@ class WorkshopView:
                                          style={"button_width": "56px", "description_width": "40px"},
                                          tooltips=["click a sample to select it, empty space to add a point",
                                                    "click a sample, then where it goes",
-                                                   "click to paint points of the chosen class"])
+                                                   "click to paint points of the chosen class",
+                                                   "click deletes the nearest training point (as shift-click "
+                                                   "does where the page leaves shift-clicks to the app)"])
         self.edit_mode.add_class("marginlab-edit-mode")
         self.edit_mode.observe(lambda _ch: self._on_edit_mode(), names="value")
         self.clear_button = W.Button(description="clear", icon="eraser", layout=lay,
@@ -118,6 +120,7 @@ class WorkshopView:
         self.session.move_row = None
         notes = {"move": "Move: click a training sample, then the place it goes.",
                  "brush": "Brush: each click paints points of the chosen class; shift-click deletes.",
+                 "delete": "Delete: a click deletes the nearest training point.",
                  "select": ""}
         if notes[self.edit_mode.value]:
             self.messages.note(notes[self.edit_mode.value])
@@ -127,7 +130,7 @@ class WorkshopView:
         mode = self.edit_mode.value
         if "edit" in self.session.lock:
             return False
-        if shift:
+        if shift or mode == "delete":  # JupyterLab takes shift-clicks for cell selection: the mode is the way
             self._act("delete", self._delete_nearest, x, y)
         elif mode == "brush":
             self._act("brush", self._brush, x, y)
