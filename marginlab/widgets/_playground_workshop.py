@@ -1,6 +1,7 @@
 """The playground view's workshop pieces (#18 items 2-4, #14 item 4): feature checkboxes, the "regenerate
-data" button, the edit tools (select / move / brush, shift-click delete, clear), the hidden-unit strip
-(hover a unit to paint the main surface), the representation figure and the selected sample's certificate.
+data" button, the edit tools (select / move / brush / delete modes, shift-click delete, clear), the
+hidden-unit strip (hover a unit to paint the main surface), the representation figure, and the selected
+sample's text (margin, status, estimates) with its certificate.
 
 A mixin of :class:`marginlab.widgets.Playground`: every action goes through the view's ``_act`` (the
 session's guard), so a bad input is a message in place, never a traceback.
@@ -16,7 +17,7 @@ from ..models.features import FEATURES
 from ._common import quiet_setter, show
 from ._plotly import FigureWidget
 
-__all__ = ["WorkshopView", "certificate_html"]
+__all__ = ["WorkshopView", "certificate_html", "selection_html", "replace_figure"]
 
 EDIT_MODES = (("select", "select"), ("move", "move"), ("brush", "brush"), ("delete", "delete"))
 
@@ -266,3 +267,32 @@ def certificate_html(cert: dict | None) -> str:
                 f"<b>{cert['upper']:.4f}</b>] ({how}; the true margin lies in it)</span>")
     return f"<span class='marginlab-certificate' style='color:#777'>{html.escape(cert['note'])}</span>"
 
+
+def selection_html(sel: dict, names) -> str:
+    """The selected sample's margin, class pair, solver status and estimates, as one short paragraph."""
+    name = (lambda k: names[k] if 0 <= k < len(names) else str(k))
+    wrong = sel["pred"] != sel["label"]
+    flag = ", <span style='color:#a40000'>misclassified</span>" if wrong else ""
+    head = (f"<b>{sel['split']} #{sel['row']}</b> (class {html.escape(name(sel['label']))}, predicted "
+            f"{html.escape(name(sel['pred']))}{flag})")
+    status = html.escape(sel["status"])
+    if sel["status"] == "converged":
+        check = f"<span style='color:#2a7a2a'>✓ {status}</span>"
+    else:
+        check = f"<span style='color:#c05800'>⚠ {status}</span>"
+    if sel["agree"] > 1:
+        check += f", {sel['agree']} starts agree"
+    if np.isfinite(sel["margin"]):
+        body = (f"margin <b>{sel['margin']:.4f}</b> to the boundary with class "
+                f"{html.escape(name(sel['boundary_class']))}; residual |f<sub>i</sub>−f<sub>j</sub>| = "
+                f"{sel['residual']:.1e}; status: {check}")
+    else:
+        body = f"no verified boundary point found (status: {check})"
+    extra = []
+    for est_name, est in sel.get("estimates", {}).items():
+        if np.isfinite(sel["margin"]) and sel["margin"] > 0:
+            v = est["margin"]
+            extra.append(f"{est_name} {v:.4f} ({100 * (v - sel['margin']) / sel['margin']:+.1f}%)")
+    if not sel.get("exact", True):
+        extra.append("live view: bounded solve, pause for the exact nearest point")
+    return head + ": " + body + ("<br>" + " · ".join(extra) if extra else "")

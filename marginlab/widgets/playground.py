@@ -28,7 +28,7 @@ from ..sessions.playground_settings import (
     SettingsError,
 )
 from ._common import Messages, apply_classroom, open_app, quiet_setter, share_html, show
-from ._playground_workshop import WorkshopView, certificate_html, replace_figure
+from ._playground_workshop import WorkshopView, certificate_html, replace_figure, selection_html
 from ._plotly import FigureWidget
 
 __all__ = ["Playground", "PlaygroundSettings", "SettingsError", "LOSS_CHOICES", "OPTIMIZER_CHOICES"]
@@ -253,7 +253,7 @@ class Playground(WorkshopView):
         legend = W.HTML("<span style='font-size:11px'>○ clean · ✕ label-corrupted · ◇ input-corrupted · "
                         "faded: test · <span style='color:#FF7F0E'>○</span> margin not verified nearest · "
                         "click a sample for its nearest boundary point, click empty space to add a point, "
-                        "shift-click to delete the nearest training point</span>")
+                        "shift-click (or the delete mode) deletes the nearest training point</span>")
         middle = W.VBox([self.surface, legend, self.add_class, self.edit_tools, self.overlays, self.info],
                         layout=W.Layout(width="510px", flex="0 0 510px", margin="0 12px 0 0"))
         right = W.VBox([self.curves, self.histogram, self.margin_plot, self.layers_box],
@@ -589,32 +589,3 @@ class Playground(WorkshopView):
     def _draw_share(self):
         self.share.value = share_html(self.session.share_query(), self.session.code())
 
-
-def selection_html(sel: dict, names) -> str:
-    """The selected sample's margin, class pair, solver status and estimates, as one short paragraph."""
-    name = (lambda k: names[k] if 0 <= k < len(names) else str(k))
-    wrong = sel["pred"] != sel["label"]
-    flag = ", <span style='color:#a40000'>misclassified</span>" if wrong else ""
-    head = (f"<b>{sel['split']} #{sel['row']}</b> (class {html.escape(name(sel['label']))}, predicted "
-            f"{html.escape(name(sel['pred']))}{flag})")
-    status = html.escape(sel["status"])
-    if sel["status"] == "converged":
-        check = f"<span style='color:#2a7a2a'>✓ {status}</span>"
-    else:
-        check = f"<span style='color:#c05800'>⚠ {status}</span>"
-    if sel["agree"] > 1:
-        check += f", {sel['agree']} starts agree"
-    if np.isfinite(sel["margin"]):
-        body = (f"margin <b>{sel['margin']:.4f}</b> to the boundary with class "
-                f"{html.escape(name(sel['boundary_class']))}; residual |f<sub>i</sub>−f<sub>j</sub>| = "
-                f"{sel['residual']:.1e}; status: {check}")
-    else:
-        body = f"no verified boundary point found (status: {check})"
-    extra = []
-    for est_name, est in sel.get("estimates", {}).items():
-        if np.isfinite(sel["margin"]) and sel["margin"] > 0:
-            v = est["margin"]
-            extra.append(f"{est_name} {v:.4f} ({100 * (v - sel['margin']) / sel['margin']:+.1f}%)")
-    if not sel.get("exact", True):
-        extra.append("live view: bounded solve, pause for the exact nearest point")
-    return head + ": " + body + ("<br>" + " · ".join(extra) if extra else "")
