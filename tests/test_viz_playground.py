@@ -98,6 +98,7 @@ def test_decision_surface_layout_and_traces():
     names = [t.name for t in fig.data]
     assert names == [
         "regions",
+        "unit",
         "boundary",
         "train",
         "train (corrupted)",
@@ -112,13 +113,13 @@ def test_decision_surface_layout_and_traces():
     ]
     assert len(names) == len(vp.SURFACE_TRACES)
     assert fig.data[0].type == "heatmap" and fig.data[0].hoverinfo == "none"  # receives clicks anywhere
-    assert len(fig.data[2].x) == 26 and len(fig.data[3].x) == 4
-    assert list(fig.data[3].marker.symbol) == ["x", "diamond", "star", "x"]
-    assert sorted(fig.data[3].customdata) == [0, 1, 2, 3]  # rows into the training set
-    assert len(fig.data[5].x) == 0  # no sample marked as not converged yet
-    assert len(fig.data[6].x) == 3 * 30
-    assert list(fig.data[9].x[:2]) == [0.5, 0.0] and list(fig.data[10].x) == [0.0]
-    assert len(fig.data[8].x) == 0  # no DeepFool estimate given
+    assert len(fig.data[3].x) == 26 and len(fig.data[4].x) == 4
+    assert list(fig.data[4].marker.symbol) == ["x", "diamond", "star", "x"]
+    assert sorted(fig.data[4].customdata) == [0, 1, 2, 3]  # rows into the training set
+    assert len(fig.data[6].x) == 0  # no sample marked as not converged yet
+    assert len(fig.data[7].x) == 3 * 30
+    assert list(fig.data[10].x[:2]) == [0.5, 0.0] and list(fig.data[11].x) == [0.0]
+    assert len(fig.data[9].x) == 0  # no DeepFool estimate given
     assert fig.layout.width == 400 and fig.layout.yaxis.scaleanchor == "x"
     assert fig.layout.xaxis.range == g.x_range
 
@@ -173,3 +174,16 @@ def test_viz_import_is_lazy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_discrete_regions_and_unit_strip():
+    g = common.make_grid(np.array([[-1.0, -1.0], [1.0, 1.0]]), resolution=10)
+    L = _linear_logits(g, [[0.0, 1.0], [0.0, 0.0]], [0.0, 0.0])
+    z = vp.regions_props(g, L, 2, discrete=True)["z"]
+    assert set(np.unique(z % common.REGION_LEVELS)) == {common.REGION_LEVELS - 1}
+    assert np.array_equal(z // common.REGION_LEVELS, common.region_levels(L, g.shape) // common.REGION_LEVELS)
+    maps = np.stack([np.full((10, 10), -2.0), np.linspace(-1, 3, 100).reshape(10, 10)])
+    fig = vp.unit_strip(maps, g, layer=1)
+    assert [t.name for t in fig.data] == ["unit 0", "unit 1"]
+    assert fig.data[1].zmin == -3 and fig.data[1].zmax == 3  # symmetric: 0 is white
+    assert vp.unit_props(g, None) == {"visible": False}

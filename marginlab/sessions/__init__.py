@@ -11,7 +11,8 @@ import importlib
 from .base import Session, SessionError, decode_state, encode_state
 
 _LAZY = {
-    "PlaygroundSession": "playground", "PlaygroundSettings": "playground_settings",
+    "PlaygroundSession": "playground", "CompareSession": "compare",
+    "PlaygroundSettings": "playground_settings",
     "SettingsError": "playground_settings", "ExplorerSession": "explorer", "ExplorerSettings": "explorer",
 }
 

@@ -10,17 +10,26 @@ through JSON and a URL (:meth:`state`, :meth:`from_state`, :meth:`share_query`),
 
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._playground_data import append_point, combine_corruption, corruption_kind, own_dataset
+from ._playground_edit import EditingMixin
+from ._playground_layers import LayersMixin, certificate
 from ._refresh import MarginRefresh
 from ._replay import Recorder
+from ._threads import one_thread as _one_thread
 from .base import Session, SessionError
-from .playground_settings import CUSTOM, LIVE_SETTINGS, MAX_SAMPLES, PlaygroundSettings, SettingsError
+from .playground_settings import (
+    CUSTOM,
+    LIVE_SETTINGS,
+    MAX_SAMPLES,
+    VIEW_SETTINGS,
+    PlaygroundSettings,
+    SettingsError,
+)
 
 __all__ = ["PlaygroundSession", "PlaygroundSettings", "SettingsError", "Tick", "CONTROL_NAMES"]
 
@@ -28,20 +37,7 @@ ESTIMATES = ("linearized", "deepfool")
 DIVERGED = "Training diverged (the loss is not finite): lower the learning rate and press Reset."
 # what a classroom link may hide or lock: every setting and the app's own controls
 CONTROL_NAMES = tuple(PlaygroundSettings.__dataclass_fields__) + (
-    "play", "step", "reset", "add_points", "overlays", "share", "export")
-
-
-def _one_thread(fn):
-    """Tiny tensors: intra-op threads only add synchronisation (and slow a shared machine down)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from ..device import torch_threads
-
-        with torch_threads(1):
-            return fn(*args, **kwargs)
-
-    return wrapper
+    "play", "step", "reset", "add_points", "overlays", "share", "export", "edit", "regenerate", "layers")
 
 
 def check_controls(names, what: str) -> tuple[str, ...]:
@@ -66,7 +62,7 @@ class Tick:
     seconds: float = 0.0
 
 
-class PlaygroundSession(Session):
+class PlaygroundSession(EditingMixin, LayersMixin, Session):
     """The playground's state and pipeline. ``PlaygroundSession(**settings)``; ``data=(X, y)`` (arrays or a
     CSV path) trains on your own 2-D points; ``hide`` / ``lock`` name controls a view hides or disables
     (classroom mode, kept in the state). ``live_max_iter`` bounds the solver while playing; pausing
@@ -119,10 +115,13 @@ class PlaygroundSession(Session):
         old = self.settings
         new = super().update(**changes)
         changed = {k for k in changes if getattr(new, k) != getattr(old, k)}
-        if self.trainer is not None and changed <= LIVE_SETTINGS:
+        if self.trainer is not None and changed <= LIVE_SETTINGS | VIEW_SETTINGS:
             self._apply_live(new)
-            if changed:
-                self.events.append([self.trainer.global_step, "set", {k: getattr(new, k) for k in changed}])
+            live = changed & LIVE_SETTINGS
+            if live:
+                self.events.append([self.trainer.global_step, "set", {k: getattr(new, k) for k in live}])
+            if "representation" in changed:
+                self.layer_view = None
             return new
         try:
             self.reset()
@@ -135,6 +134,16 @@ class PlaygroundSession(Session):
         for g in self.trainer.optimizer.param_groups:
             g["lr"] = float(s.lr)
         self.trainer.batch_size = int(s.batch_size)
+        self.trainer.l1, self.trainer.l2 = float(s.l1), float(s.l2)
+        self.model.set_dropout(float(s.dropout))
+
+    def regenerate_data(self):
+        """New data from the next data seed (the model's seed stays): TensorFlow Playground's "regenerate"
+        button. Restarts the run."""
+        if self.settings.dataset == CUSTOM:
+            raise SettingsError("Regenerate data draws a new toy dataset; your own data stay as they are "
+                                "(only the train/test split would change: change the seed for that).")
+        return self.update(data_seed=self.settings.effective_data_seed + 1)
 
     # -- building a run ------------------------------------------------------------------------------------
     def _data(self, s):
@@ -142,12 +151,13 @@ class PlaygroundSession(Session):
         from ..data.preprocess import train_test_split
 
         if s.dataset == CUSTOM:
-            train, test = train_test_split(self.custom, test_size=s.test_percent / 100, seed=s.seed)
+            train, test = train_test_split(self.custom, test_size=s.test_percent / 100,
+                                           seed=s.effective_data_seed)
         else:
             train, test = load_toy(s.dataset, s.n_samples, noise=s.noise, test_size=s.test_percent / 100,
                                    n_classes=s.classes if s.dataset in ("blobs", "spirals") else None,
-                                   seed=s.seed)
-        return combine_corruption(train, s.label_corruption, s.input_corruption, s.seed), test
+                                   seed=s.effective_data_seed)
+        return combine_corruption(train, s.label_corruption, s.input_corruption, s.effective_data_seed), test
 
     @_one_thread
     def reset(self):
@@ -162,10 +172,11 @@ class PlaygroundSession(Session):
         s = self.settings
         train, test = self._data(s)
         K = self.n_classes
-        model = MLP(2, s.hidden_widths(), K, activation=s.activation, seed=s.seed)
+        model = MLP(2, s.hidden_widths(), K, activation=s.activation, seed=s.seed, dropout=float(s.dropout),
+                    features=None if s.plain_input else s.feature_names())
         trainer = mtrain.Trainer(model, train, val=test if len(test) else None, loss=s.loss,
                                  optimizer=s.optimizer, lr=float(s.lr), batch_size=int(s.batch_size),
-                                 seed=s.seed, device=self.device)
+                                 seed=s.seed, device=self.device, l1=float(s.l1), l2=float(s.l2))
         # commit only once everything is built, so a failure above keeps the previous run usable
         self.train, self.test, self.trainer, self.model = train, test, trainer, trainer.model
         self.grid = make_grid(np.concatenate([train.X, test.X]), resolution=self.grid_resolution)
@@ -178,6 +189,7 @@ class PlaygroundSession(Session):
         self.margin_log = {"epoch": [], "train min": [], "train mean": [], "test mean": []}
         self.refresh, self.diverged, self.tick_count = None, False, 0
         self.selection = None
+        self.layer_view, self.move_row = None, None
         self.recorder.clear()
         self.refresh_margins(exact=True)
         self._record(self.grid_logits())
@@ -196,12 +208,29 @@ class PlaygroundSession(Session):
         """``n_steps`` (default: steps per tick) minibatch steps; a diverged run stops with a message."""
         if self.diverged:
             raise SettingsError(DIVERGED)
-        self.trainer.step(int(n_steps or self.settings.steps_per_tick))
+        if len(np.unique(self.train.y)) < 2:
+            raise SettingsError("Training needs points of at least two classes: paint some with the brush "
+                                "(or press Reset for the dataset's points).")
+        self._train_steps(int(n_steps or self.settings.steps_per_tick))
         self.version += 1
         h = self.trainer.history
         if h.loss and not np.isfinite(h.loss[-1]):
             self.diverged = True
             raise SettingsError(DIVERGED)
+
+    def _train_steps(self, n: int) -> None:
+        """``n`` trainer steps. With dropout, each step's masks come from torch's global generator, seeded
+        per step from (seed, step) inside a forked RNG state: a replayed run (which steps in other chunk
+        sizes) draws the same masks, so a link rebuilds the same weights."""
+        import torch
+
+        if not self.settings.dropout:
+            self.trainer.step(n)
+            return
+        with torch.random.fork_rng(devices=[]):
+            for _ in range(n):
+                torch.manual_seed(self.settings.seed * 1_000_003 + self.trainer.global_step)
+                self.trainer.step(1)
 
     @_one_thread
     def tick(self) -> Tick:
@@ -392,7 +421,8 @@ class PlaygroundSession(Session):
                    margin=float(abs(res.margin[0])), point=res.point[0],
                    boundary_class=int(res.boundary_class[0]), residual=float(res.residual[0]),
                    converged=bool(res.converged[0]), status=str(res.status[0]),
-                   verified=bool(res.verified[0]), agree=int(res.agree[0]), exact=exact, estimates=estimates)
+                   verified=bool(res.verified[0]), agree=int(res.agree[0]), exact=exact, estimates=estimates,
+                   certificate=certificate(self.model, xr, label, self.settings) if exact else None)
         return sel
 
     # -- state ---------------------------------------------------------------------------------------------
@@ -435,6 +465,8 @@ class PlaygroundSession(Session):
                 self.step(step - self.trainer.global_step)
             if kind == "point":
                 self.add_point(*payload)
+            elif kind in self.EDIT_EVENTS:
+                self.EDIT_EVENTS[kind](self, *payload)
             elif kind == "set" and replay:
                 self.update(**payload)
         final = {k: v for k, v in state.get("settings", {}).items() if k in LIVE_SETTINGS}
@@ -452,7 +484,7 @@ class PlaygroundSession(Session):
     def code(self) -> str:
         """Python that rebuilds this app in any notebook cell (plain arguments when the setup is only
         settings, else the state as a literal)."""
-        import json
+        import pprint  # a Python literal (JSON's null/true/false are not Python)
 
         default = PlaygroundSettings()
         if self.custom is None and not self.events and self.trainer.global_step == 0:
@@ -460,8 +492,9 @@ class PlaygroundSession(Session):
                     if getattr(self.settings, k) != getattr(default, k)]
             args += [f"{k}={tuple(v)!r}" for k, v in (("hide", self.hide), ("lock", self.lock)) if v]
             return f"from marginlab.widgets import Playground\n\napp = Playground({', '.join(args)})\napp"
-        return ("from marginlab.widgets import Playground\n\nstate = " + json.dumps(self.state(), indent=1)
-                + "\napp = Playground.from_state(state)\napp")
+        state = pprint.pformat(self.state(), width=100, sort_dicts=False)
+        return (f"from marginlab.widgets import Playground\n\nstate = {state}\n"
+                f"app = Playground.from_state(state)\napp")
 
     # -- replay --------------------------------------------------------------------------------------------
     def _record(self, logits) -> None:

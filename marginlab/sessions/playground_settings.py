@@ -11,14 +11,17 @@ from .._validation import check_widths
 from .base import SessionError
 
 __all__ = ["PlaygroundSettings", "SettingsError", "LOSS_CHOICES", "OPTIMIZER_CHOICES", "LIVE_SETTINGS",
-           "MAX_SAMPLES", "CUSTOM", "MULTICLASS_DATASETS"]
+           "VIEW_SETTINGS", "MAX_SAMPLES", "CUSTOM", "MULTICLASS_DATASETS", "PLAIN_FEATURES"]
 
 # (label, registry key): the choices the app offers first (any other registered ones follow)
 LOSS_CHOICES = (("cross-entropy", "cross_entropy"), ("hinge", "hinge"), ("large-margin", "large_margin"),
                 ("ODN", "odn"), ("rescaled square", "rescaled_square"))
 OPTIMIZER_CHOICES = (("SGD", "sgd"), ("Adam", "adam"), ("Nero", "nero"))
 # settings that apply to a running training without restarting it
-LIVE_SETTINGS = frozenset({"lr", "batch_size", "steps_per_tick", "margin_every"})
+LIVE_SETTINGS = frozenset({"lr", "batch_size", "steps_per_tick", "margin_every", "l1", "l2", "dropout"})
+# settings of what is drawn only: changing them neither restarts nor touches the training
+VIEW_SETTINGS = frozenset({"discretize", "show_test", "representation"})
+PLAIN_FEATURES = "x, y"  # the raw point: no FeatureMap (MIP and certify=True need plain Linear layers)
 MAX_SAMPLES = 2000
 CUSTOM = "custom"  # the dataset name of the user's own data (Playground(data=(X, y)))
 MULTICLASS_DATASETS = ("blobs", "spirals")  # the toy datasets whose number of classes is a setting
@@ -48,6 +51,14 @@ class PlaygroundSettings:
     seed: int = 0
     steps_per_tick: int = 10
     margin_every: int = 5
+    l1: float = 0.0
+    l2: float = 0.0
+    dropout: float = 0.0
+    features: str = PLAIN_FEATURES
+    data_seed: int | None = None  # None: the data follow ``seed``; "regenerate data" sets its own
+    discretize: bool = False
+    show_test: bool = True
+    representation: int = 0  # 0 the input plane, k the k-th hidden layer
 
     def __post_init__(self):
         if not isinstance(self.hidden, str):  # (16, 16) -> "16, 16": the text a user would type
@@ -56,6 +67,12 @@ class PlaygroundSettings:
             except (TypeError, ValueError):
                 raise SettingsError(f"Hidden layers: write the widths as '16, 16' (got "
                                     f"{self.hidden!r}).") from None
+        if not isinstance(self.features, str):  # ("x", "xy") -> "x, xy", as the checkboxes write it
+            try:
+                object.__setattr__(self, "features", ", ".join(str(f) for f in self.features))
+            except TypeError:
+                raise SettingsError(f"Input features: a list of names such as ('x', 'y', 'xy') (got "
+                                    f"{self.features!r}).") from None
 
     def replace(self, **changes) -> PlaygroundSettings:
         return dataclasses.replace(self, **changes)
@@ -74,6 +91,25 @@ class PlaygroundSettings:
             raise SettingsError(f"Hidden layers: at most 6 layers of at most 512 units keep the playground "
                                 f"live (got {self.hidden!r}).")
         return widths
+
+    def feature_names(self) -> tuple[str, ...]:
+        """The canonical input feature names (see :mod:`marginlab.models.features`)."""
+        from ..models.features import FEATURES, check_features
+
+        try:
+            return check_features(self.features, "features")
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"Input features: pick at least one of {', '.join(FEATURES)} "
+                                f"({exc}).") from None
+
+    @property
+    def plain_input(self) -> bool:
+        """Whether the network sees the raw point (features x, y in that order)."""
+        return self.feature_names() == ("x", "y")
+
+    @property
+    def effective_data_seed(self) -> int:
+        return self.seed if self.data_seed is None else self.data_seed
 
     def _number(self, name, label, lo, hi, integer=False):
         v = getattr(self, name)
@@ -107,12 +143,30 @@ class PlaygroundSettings:
         self._number("seed", "Seed", 0, 2**31 - 1, integer=True)
         self._number("steps_per_tick", "Steps per tick", 1, 500, integer=True)
         self._number("margin_every", "Margin refresh (ticks)", 1, 1000, integer=True)
+        self._validate_workshop()
         if self.dataset != CUSTOM:
             n_train = self.n_samples - round(self.n_samples * self.test_percent / 100)
             if n_train < 2:
                 raise SettingsError(f"Only {n_train} training sample(s) left: lower the test share or add "
                                     "samples.")
         return self
+
+    def _validate_workshop(self):
+        """The TensorFlow-Playground controls: regularization, dropout, features, data seed, view toggles."""
+        self._number("l1", "L1 rate", 0, 1)
+        self._number("l2", "L2 rate", 0, 1)
+        self._number("dropout", "Dropout", 0, 0.9)
+        if self.dropout > 0 and not self.hidden_widths():
+            raise SettingsError(f"Dropout acts on hidden units and this model has none (hidden layers "
+                                f"empty); set dropout to 0 (got {self.dropout:g}).")
+        self.feature_names()
+        if self.data_seed is not None:
+            self._number("data_seed", "Data seed", 0, 2**31 - 1, integer=True)
+        for name, label in (("discretize", "Discretize output"), ("show_test", "Show test data")):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise SettingsError(f"{label} must be True or False (got {getattr(self, name)!r}).")
+        depth = len(self.hidden_widths())
+        self._number("representation", "Representation (layer)", 0, depth, integer=True)
 
     def _check_names(self):
         from .. import train

@@ -105,12 +105,16 @@ def make_grid(X, *, resolution: int = 60, pad: float = 0.15, square: bool = True
     return Grid(xs, ys)
 
 
-def region_levels(logits, shape) -> np.ndarray:
+def region_levels(logits, shape, *, discrete: bool = False) -> np.ndarray:
     """Class-region encoding of grid ``logits`` (ny*nx, K): int8 ``class * REGION_LEVELS + level`` where
-    ``level`` grows with the softmax confidence of the predicted class; shape ``shape`` (ny, nx)."""
+    ``level`` grows with the softmax confidence of the predicted class; shape ``shape`` (ny, nx).
+    ``discrete=True`` draws every region at full colour (the predicted class only, TensorFlow Playground's
+    "discretize output")."""
     L = np.asarray(logits, dtype=np.float64)
     K = L.shape[1]
     cls = L.argmax(axis=1)
+    if discrete:
+        return (cls * REGION_LEVELS + REGION_LEVELS - 1).astype(np.int8).reshape(shape)
     Z = L - L.max(axis=1, keepdims=True)
     conf = 1.0 / np.exp(Z).sum(axis=1)  # softmax probability of the argmax class
     conf = (conf - 1.0 / K) / (1.0 - 1.0 / K)  # 0 at a tie of all classes, 1 when certain

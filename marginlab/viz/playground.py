@@ -5,9 +5,10 @@ the ``*_props`` functions return the property dicts of single traces, and the ``
 whole figure from the same functions, so a figure is built in one place only.
 
 ``decision_surface`` traces, in order (:data:`SURFACE_TRACES`): class-region heatmap (also the target of
-clicks on empty space), decision boundary, train (clean), train (corrupted), test, rings around samples whose
-margin is not verified converged ("not converged"), every training sample's segment, linearized and
-DeepFool estimates, the selected sample's segment and boundary point, the selected-sample ring.
+clicks on empty space), a hidden unit's heatmap (shown while one is hovered in the strip), decision
+boundary, train (clean), train (corrupted), test, rings around samples whose margin is not verified
+converged ("not converged"), every training sample's segment, linearized and DeepFool estimates, the
+selected sample's segment and boundary point, the selected-sample ring.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ __all__ = [
     "SURFACE_TRACES",
     "decision_surface",
     "regions_props",
+    "unit_props",
+    "unit_strip",
     "boundary_props",
     "points_props",
     "segment_props",
@@ -42,6 +45,7 @@ __all__ = [
 
 SURFACE_TRACES = (
     "regions",
+    "unit",
     "boundary",
     "train",
     "train_corrupted",
@@ -68,9 +72,45 @@ def _class_colorscale(n_classes: int) -> list:
     return scale
 
 
-def regions_props(grid: Grid, logits, n_classes: int) -> dict:
-    """Heatmap ``z`` (int8 class/confidence levels) for grid ``logits`` (ny*nx, K)."""
-    return {"z": region_levels(logits, grid.shape)}
+def regions_props(grid: Grid, logits, n_classes: int, *, discrete: bool = False) -> dict:
+    """Heatmap ``z`` (int8 class/confidence levels; the class alone when ``discrete``) for grid ``logits``
+    (ny*nx, K)."""
+    return {"z": region_levels(logits, grid.shape, discrete=discrete)}
+
+
+def unit_props(grid: Grid, values=None) -> dict:
+    """The hovered hidden unit's values (ny, nx) over the main surface (hidden when ``values`` is None), on a
+    symmetric colour range so 0 (a ReLU's kink) is white."""
+    if values is None:
+        return {"visible": False}
+    v = np.asarray(values, dtype=np.float32)
+    top = float(np.abs(v).max()) or 1.0
+    return {"z": v, "x": grid.xs, "y": grid.ys, "zmin": -top, "zmax": top, "visible": True}
+
+
+def unit_strip(maps, grid: Grid, *, layer: int, width: int = 440, cols: int = 8):
+    """Small heatmaps of hidden units (``maps`` (units, ny, nx) over the plane ``grid``), ``cols`` per row,
+    one trace per unit named ``unit k`` (hovering one paints the main surface with it)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    maps = np.asarray(maps, dtype=np.float32)
+    n = max(len(maps), 1)
+    rows = -(-n // cols)
+    fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.01, vertical_spacing=0.02)
+    for k, m in enumerate(maps):
+        top = float(np.abs(m).max()) or 1.0
+        fig.add_trace(go.Heatmap(z=m, x=grid.xs, y=grid.ys, zmin=-top, zmax=top, colorscale="RdBu",
+                                 reversescale=True, showscale=False, name=f"unit {k}",
+                                 hovertemplate=f"layer {layer} unit {k}<extra></extra>"),
+                      row=k // cols + 1, col=k % cols + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    cell = (width - 10) / cols
+    fig.update_layout(width=width, height=int(rows * cell + 30), margin={"l": 5, "r": 5, "t": 25, "b": 5},
+                      title={"text": f"layer {layer}: units (hover one to paint the surface)", "x": 0.02,
+                             "font": {"size": 12}}, uirevision="strip", hovermode="closest")
+    return fig
 
 
 def boundary_props(grid: Grid, logits) -> dict:
@@ -188,24 +228,27 @@ def _overlay_traces(go, selected, boundary_point, estimates, all_segments) -> li
 def decision_surface(grid: Grid, logits, *, n_classes: int, train_X=None, train_y=None, train_kind=None,
                      test_X=None, test_y=None, selected=None, boundary_point=None, estimates=None,
                      all_segments=None, title: str = "", width: int = 500, height: int = 480,
-                     uirevision: str = "surface"):
+                     uirevision: str = "surface", discrete: bool = False):
     """Class regions and decision boundary of a 2-D classifier, with samples and margin segments.
 
     ``logits`` (ny*nx, K) are the model's outputs at ``grid.points``. ``train_kind`` (n,) marks corrupted
     training samples (0 clean, 1 label, 2 input, 3 both). ``selected`` (2,) is a sample and
     ``boundary_point`` (2,) its nearest boundary point; ``estimates`` maps ``"linearized"``/``"deepfool"`` to
     estimated boundary points (2,); ``all_segments`` is a pair ``(samples (m, 2), boundary points (m, 2))``.
-    The traces are :data:`SURFACE_TRACES`, in that order.
+    The traces are :data:`SURFACE_TRACES`, in that order. ``discrete`` draws the regions without the
+    confidence shading.
     """
     import plotly.graph_objects as go
 
     K = int(n_classes)
     regions = go.Heatmap(x=grid.xs, y=grid.ys, name="regions", showscale=False, hoverinfo="none",
                          colorscale=region_colorscale(K), zmin=-0.5, zmax=K * REGION_LEVELS - 0.5,
-                         **regions_props(grid, logits, K))
+                         **regions_props(grid, logits, K, discrete=discrete))
     boundary = go.Scatter(mode="lines", name="boundary", hoverinfo="skip", showlegend=False,
                           line={"color": "#222", "width": 2}, **boundary_props(grid, logits))
-    traces = [regions, boundary, *_sample_traces(go, K, train_X, train_y, train_kind, test_X, test_y),
+    unit = go.Heatmap(x=grid.xs, y=grid.ys, name="unit", showscale=False, hoverinfo="none", visible=False,
+                      colorscale="RdBu", reversescale=True, opacity=0.85, z=np.zeros((1, 1), np.float32))
+    traces = [regions, unit, boundary, *_sample_traces(go, K, train_X, train_y, train_kind, test_X, test_y),
               *_overlay_traces(go, selected, boundary_point, estimates, all_segments)]
     fig = go.Figure(traces)
     fig.update_layout(

@@ -9,7 +9,7 @@ import importlib
 
 # public name -> submodule
 _NAMES = {"Playground": "playground", "PlaygroundSettings": "playground", "MarginExplorer": "explorer",
-          "ExplorerSettings": "explorer"}
+          "ExplorerSettings": "explorer", "Compare": "comparison", "compare": "comparison"}
 
 __all__ = sorted(_NAMES)
 

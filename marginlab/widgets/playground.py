@@ -23,29 +23,37 @@ from ..sessions.playground_settings import (
     CUSTOM,
     LOSS_CHOICES,
     OPTIMIZER_CHOICES,
+    VIEW_SETTINGS,
     PlaygroundSettings,
     SettingsError,
 )
 from ._common import Messages, apply_classroom, open_app, quiet_setter, share_html, show
+from ._playground_workshop import WorkshopView, certificate_html, replace_figure, selection_html
 from ._plotly import FigureWidget
 
 __all__ = ["Playground", "PlaygroundSettings", "SettingsError", "LOSS_CHOICES", "OPTIMIZER_CHOICES"]
 
 SECTIONS = {
     "Data": ("dataset", "n_samples", "noise", "test_percent", "n_classes", "label_corruption",
-             "input_corruption"),
-    "Model": ("hidden", "activation"),
-    "Training": ("loss", "optimizer", "lr", "batch_size", "seed", "steps_per_tick", "margin_every"),
+             "input_corruption", "show_test"),
+    "Model": ("hidden", "activation", "dropout"),
+    "Training": ("loss", "optimizer", "lr", "l1", "l2", "batch_size", "seed", "steps_per_tick",
+                 "margin_every"),
+    "View": ("discretize", "representation"),
 }
 LABELS = {"dataset": "dataset", "n_samples": "samples", "noise": "noise", "test_percent": "test %",
           "n_classes": "classes", "label_corruption": "label noise %", "input_corruption": "input noise %",
           "hidden": "hidden widths", "activation": "activation", "loss": "loss", "optimizer": "optimizer",
           "lr": "learning rate", "batch_size": "batch size", "seed": "seed", "steps_per_tick": "steps / tick",
-          "margin_every": "margins every"}
+          "margin_every": "margins every", "l1": "L1 rate", "l2": "L2 rate", "dropout": "dropout",
+          "show_test": "show test data", "discretize": "discretize output",
+          "representation": "representation"}
+CHECKBOXES = ("show_test", "discretize")
+NO_WIDGET = ("features", "data_seed")  # checkboxes of their own / a button
 SLIDERS = {"noise": (0.0, 0.5, 0.01), "test_percent": (0, 90, 5), "n_classes": (2, 6, 1),
-           "steps_per_tick": (1, 100, 1), "margin_every": (1, 20, 1)}
+           "steps_per_tick": (1, 100, 1), "margin_every": (1, 20, 1), "dropout": (0.0, 0.9, 0.05)}
 TEXTS = {"n_samples": "IntText", "label_corruption": "FloatText", "input_corruption": "FloatText",
-         "lr": "FloatText", "batch_size": "IntText", "seed": "IntText"}
+         "lr": "FloatText", "batch_size": "IntText", "seed": "IntText", "l1": "FloatText", "l2": "FloatText"}
 CONTROLS_WIDTH = 290
 DESCRIPTION_WIDTH = "100px"
 
@@ -61,7 +69,7 @@ def _registry_choices(spec, registry) -> list[tuple[str, str]]:
     return out
 
 
-class Playground:
+class Playground(WorkshopView):
     """The live 2-D margin playground. ``Playground(**settings)`` (see :class:`PlaygroundSettings`);
     ``data=(X, y)`` (arrays or a CSV path) for your own 2-D points; ``hide`` / ``lock`` name controls to hide
     or disable (classroom mode, e.g. ``hide=("optimizer",), lock=("dataset",)``). Display it as the last
@@ -85,8 +93,12 @@ class Playground:
         self._drawn_run = None
         self.controls = self._build_controls(W)
         self._build_actions(W, interval_ms)
+        self._build_workshop(W)
         self._build_figures()
         self.widget = self._layout(W)
+        self.actions.update(edit=self.edit_tools, regenerate=self.regen_button, layers=self.layers_box,
+                            features=self.features_row)
+        assert set(self.actions) <= set(CONTROL_NAMES)
         apply_classroom({**self.controls, **self.actions}, self.session.hide, self.session.lock)
         self._redraw_all()
 
@@ -149,11 +161,16 @@ class Playground:
         options = {"dataset": [(d, d) for d in TOY_DATASETS] + custom,
                    "activation": list(ACTIVATIONS),
                    "loss": _registry_choices(LOSS_CHOICES, train.LOSSES),
-                   "optimizer": _registry_choices(OPTIMIZER_CHOICES, train.OPTIMIZERS)}
+                   "optimizer": _registry_choices(OPTIMIZER_CHOICES, train.OPTIMIZERS),
+                   "representation": [("input", 0)]}
         c = {}
         for name in PlaygroundSettings.__dataclass_fields__:
+            if name in NO_WIDGET:
+                continue
             common = {"description": LABELS[name], "style": style, "layout": lay()}
-            if name in options:
+            if name in CHECKBOXES:
+                c[name] = W.Checkbox(description=LABELS[name], indent=False, layout=lay())
+            elif name in options:
                 c[name] = W.Dropdown(options=options[name], **common)
             elif name in SLIDERS:
                 lo, hi, step = SLIDERS[name]
@@ -202,7 +219,6 @@ class Playground:
         self.actions = {"play": self.play, "step": self.step_button, "reset": self.reset_button,
                         "add_points": self.add_class, "overlays": self.overlays, "share": self.share,
                         "export": self.export_button}
-        assert set(self.actions) <= set(CONTROL_NAMES)
 
     def _build_figures(self):
         from ..viz import histograms as vh
@@ -213,7 +229,8 @@ class Playground:
         self._trace = {name: i for i, name in enumerate(vp.SURFACE_TRACES)}
         for name in ("train", "train_corrupted", "test"):
             self.surface.data[self._trace[name]].on_click(self.on_point_click)
-        self.surface.data[self._trace["regions"]].on_click(self._on_regions_click)
+        for name in ("regions", "unit"):
+            self.surface.data[self._trace[name]].on_click(self._on_regions_click)
         self.curves = FigureWidget(vp.training_curves({}))
         self.histogram = FigureWidget(vh.margin_histogram({"train clean": [], "train corrupted": [],
                                                               "test": []}))
@@ -223,9 +240,11 @@ class Playground:
             f.add_class("marginlab-playground-figure")
 
     def _layout(self, W):
+        extra = {"Data": [self.regen_button], "Model": [self.features_row]}
+
         def section(title, names):
-            return W.VBox([W.HTML(f"<b>{title}</b>"), *(self.controls[n] for n in names)],
-                          layout=W.Layout(margin="0 0 6px 0"))
+            rows = [W.HTML(f"<b>{title}</b>"), *(self.controls[n] for n in names), *extra.get(title, [])]
+            return W.VBox(rows, layout=W.Layout(margin="0 0 6px 0"))
 
         left = W.VBox([section(t, names) for t, names in SECTIONS.items()] + [self.share, self.download],
                       layout=W.Layout(width=f"{CONTROLS_WIDTH}px", flex=f"0 0 {CONTROLS_WIDTH}px",
@@ -233,11 +252,12 @@ class Playground:
         left.add_class("marginlab-controls")
         legend = W.HTML("<span style='font-size:11px'>○ clean · ✕ label-corrupted · ◇ input-corrupted · "
                         "faded: test · <span style='color:#FF7F0E'>○</span> margin not verified nearest · "
-                        "click a sample for its nearest boundary point, click empty space to add a point"
-                        "</span>")
-        middle = W.VBox([self.surface, legend, self.add_class, self.overlays, self.info],
+                        "click a sample for its nearest boundary point, click empty space to add a point, "
+                        "shift-click (or the delete mode) deletes the nearest training point</span>")
+        middle = W.VBox([self.surface, legend, self.add_class, self.edit_tools, self.overlays, self.info],
                         layout=W.Layout(width="510px", flex="0 0 510px", margin="0 12px 0 0"))
-        right = W.VBox([self.curves, self.histogram, self.margin_plot], layout=W.Layout(flex="0 0 auto"))
+        right = W.VBox([self.curves, self.histogram, self.margin_plot, self.layers_box],
+                       layout=W.Layout(flex="0 0 auto"))
         top = W.HBox([self.play, self.step_button, self.reset_button, self.export_button, self.status],
                      layout=W.Layout(align_items="center", flex_flow="row wrap"))
         # row wrap: on a narrow page the plots move below the controls instead of squeezing them
@@ -293,6 +313,8 @@ class Playground:
         self._invalid = None
         if self.session.run_id != self._drawn_run:
             self._redraw_all()
+        elif set(changes) & VIEW_SETTINGS:
+            self._draw_view()
         self._show_controls()
         self._draw_share()
 
@@ -315,6 +337,7 @@ class Playground:
         if self._act("pause", self.session.set_playing, bool(change["new"])):
             self._draw_margin_panel()
             self._draw_selection()
+            self._act("layers", self._draw_layers)
         if not change["new"]:
             self._draw_share()
 
@@ -329,7 +352,8 @@ class Playground:
         from ..viz import playground as vp
 
         r = self.session.tick()
-        regions = vp.regions_props(self.session.grid, r.logits, self.session.n_classes)
+        regions = vp.regions_props(self.session.grid, r.logits, self.session.n_classes,
+                                   discrete=self.session.settings.discretize)
         boundary = vp.boundary_props(self.session.grid, r.logits)
         surf = self.surface.data
         # once training settles, regions and boundary stop moving (by more than a pixel): send nothing then
@@ -349,6 +373,7 @@ class Playground:
         if r.margins:
             self._draw_margin_panel()
             self._draw_selection()
+            self._draw_layers()
             self._draw_share()
         return r
 
@@ -368,7 +393,12 @@ class Playground:
             return  # plotly calls every trace's callback; only the clicked one gets indices
         self._frontend_seen = True
         split = "test" if trace.name == "test" else "train"
-        self.select(split, int(np.asarray(trace.customdata)[points.point_inds[0]]))
+        row = int(np.asarray(trace.customdata)[points.point_inds[0]])
+        x, y = float(points.xs[0]), float(points.ys[0])
+        shift = bool(getattr(state, "shift", False))
+        if self._edit_click(x, y, shift, row if split == "train" else None):
+            return  # shift-click, brush or move: an edit, not a selection
+        self.select(split, row)
 
     def _on_regions_click(self, trace, points, state=None):
         if not points.point_inds:
@@ -379,6 +409,8 @@ class Playground:
         else:
             i, j = points.point_inds[0]
             x, y = float(self.session.grid.xs[j]), float(self.session.grid.ys[i])
+        if self._edit_click(x, y, bool(getattr(state, "shift", False)), None):
+            return
         self.on_background_click(x, y)
 
     def on_background_click(self, x: float, y: float):
@@ -433,10 +465,13 @@ class Playground:
         s = self.session.settings
         with quiet_setter(self):
             for name, w in self.controls.items():
+                if name == "representation":
+                    continue  # its options follow the hidden layers (_set_workshop_controls)
                 value = getattr(s, name)
                 if name in SLIDERS and value > w.max:
                     w.max = value
                 w.value = value
+        self._set_workshop_controls()
 
     def _show_controls(self):
         s = self.session.settings
@@ -450,20 +485,14 @@ class Playground:
         with quiet_setter(self):
             self.add_class.options = [(n, k) for k, n in enumerate(ses.class_names)]
         if self._drawn_run != ses.run_id:  # a new run: new data, grid and classes
-            fig = self._surface_figure()
-            with self.surface.batch_update():
-                for i, tr in enumerate(fig.data):
-                    props = tr.to_plotly_json()
-                    props.pop("type", None)
-                    self.surface.data[i].update(props, overwrite=True)
-                layout = fig.layout.to_plotly_json()
-                layout.pop("template", None)  # unchanged, and large
-                self.surface.layout.update(layout)
+            replace_figure(self.surface, self._surface_figure())
             self._drawn_run = ses.run_id
         self._draw_curves()
         self._draw_status()
         self._draw_margin_panel()
         self._draw_selection()
+        self._draw_view()
+        self._draw_strip()
         self._draw_share()
 
     def _surface_figure(self):
@@ -473,7 +502,7 @@ class Playground:
         train, test = ses.train, ses.test
         return vp.decision_surface(ses.grid, ses.grid_logits(), n_classes=ses.n_classes, train_X=train.X,
                                    train_y=train.y, train_kind=corruption_kind(train), test_X=test.X,
-                                   test_y=test.y)
+                                   test_y=test.y, discrete=ses.settings.discretize)
 
     def _draw_points(self):
         from ..viz import playground as vp
@@ -554,37 +583,9 @@ class Playground:
             for name in ("linearized", "deepfool"):
                 est = sel["estimates"].get(name)
                 data[self._trace[name]].update(vp.segment_props(x, est["point"][None]) if est else empty)
-        self.info.value = selection_html(sel, self.session.class_names)
+        self.info.value = selection_html(sel, self.session.class_names) + "<br>" + certificate_html(
+            sel.get("certificate"))
 
     def _draw_share(self):
         self.share.value = share_html(self.session.share_query(), self.session.code())
 
-
-def selection_html(sel: dict, names) -> str:
-    """The selected sample's margin, class pair, solver status and estimates, as one short paragraph."""
-    name = (lambda k: names[k] if 0 <= k < len(names) else str(k))
-    wrong = sel["pred"] != sel["label"]
-    flag = ", <span style='color:#a40000'>misclassified</span>" if wrong else ""
-    head = (f"<b>{sel['split']} #{sel['row']}</b> (class {html.escape(name(sel['label']))}, predicted "
-            f"{html.escape(name(sel['pred']))}{flag})")
-    status = html.escape(sel["status"])
-    if sel["status"] == "converged":
-        check = f"<span style='color:#2a7a2a'>✓ {status}</span>"
-    else:
-        check = f"<span style='color:#c05800'>⚠ {status}</span>"
-    if sel["agree"] > 1:
-        check += f", {sel['agree']} starts agree"
-    if np.isfinite(sel["margin"]):
-        body = (f"margin <b>{sel['margin']:.4f}</b> to the boundary with class "
-                f"{html.escape(name(sel['boundary_class']))}; residual |f<sub>i</sub>−f<sub>j</sub>| = "
-                f"{sel['residual']:.1e}; status: {check}")
-    else:
-        body = f"no verified boundary point found (status: {check})"
-    extra = []
-    for est_name, est in sel.get("estimates", {}).items():
-        if np.isfinite(sel["margin"]) and sel["margin"] > 0:
-            v = est["margin"]
-            extra.append(f"{est_name} {v:.4f} ({100 * (v - sel['margin']) / sel['margin']:+.1f}%)")
-    if not sel.get("exact", True):
-        extra.append("live view: bounded solve, pause for the exact nearest point")
-    return head + ": " + body + ("<br>" + " · ".join(extra) if extra else "")
