@@ -54,7 +54,8 @@ class ExplorerTools:
 
         self._need_run()
         if not isinstance(text, str):
-            raise SessionError(f"search must be text such as 'label:3 group:corrupt', got {type(text).__name__}")
+            raise SessionError(f"search must be text such as 'label:3 group:corrupt', "
+                               f"got {type(text).__name__}")
         if not text.strip():
             self.clear_highlight()
             return self.highlighted
@@ -218,7 +219,7 @@ class ExplorerTools:
             self.select(self.selected)
 
     def bracket(self, rows) -> dict:
-        """``{"rows", "lower", "upper", "certified", "how"}`` of explored ``rows`` (NaN: not certified yet)."""
+        """``{"rows", "lower", "upper", "certified", "how"}`` of explored ``rows`` (NaN: not checked yet)."""
         rows = self._checked_rows(rows, "rows")
         lo, up = self.cert["lower"][rows], self.cert["upper"][rows]
         return {"rows": rows, "lower": lo, "upper": up, "certified": self._is_certified(lo, up),

@@ -24,8 +24,8 @@ from ._explorer_data import (
     release_memory,
     split_and_corrupt,
 )
-from ._explorer_tools import CERT_GROUPS, ExplorerTools
 from ._explorer_store import MARGIN_FIELDS, Store, array_digest, explorer_cache_dir, key, source_digest
+from ._explorer_tools import CERT_GROUPS, ExplorerTools
 from .base import Session, SessionError
 from .explorer_settings import COLOR_BY, ExplorerSettings
 
