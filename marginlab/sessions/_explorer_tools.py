@@ -63,7 +63,7 @@ class ExplorerTools:
         try:
             rows = search(frame, text, class_names=self.class_names or None)
         except (TypeError, ValueError) as exc:
-            raise SessionError(f"search: {exc}") from None
+            raise SessionError(str(exc)) from None
         return self._highlight(rows, query=text.strip())
 
     def _search_frame(self):
