@@ -206,12 +206,14 @@ class ExplorerTools:
         from ._explorer_store import MARGIN_FIELDS
 
         old = self.result.margin[rows]
-        upper = np.fmin(old, res.margin)
-        nearer = np.flatnonzero(res.verified & (res.margin < old))
+        better = res.verified & (res.margin < old)  # only a verified point is an upper bound
+        upper, nearer = np.where(better, res.margin, old), np.flatnonzero(better)
         for f in MARGIN_FIELDS:  # a nearer verified boundary point replaces the sample's
-            if f in ("lower", "certified") or getattr(self.result, f) is None or getattr(res, f) is None:
+            # the status stays the explorer solver's: the bracket says what the certification found
+            mine, theirs = getattr(self.result, f), getattr(res, f)
+            if f in ("lower", "certified", "status") or mine is None or theirs is None:
                 continue
-            getattr(self.result, f)[rows[nearer]] = getattr(res, f)[nearer]
+            mine[rows[nearer]] = theirs[nearer]
         self.cert["lower"][rows] = np.fmin(res.lower, upper)  # a proved bound never exceeds a verified point
         self.cert["upper"][rows] = upper
         self.cert["how"][rows] = how

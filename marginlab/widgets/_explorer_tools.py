@@ -77,6 +77,9 @@ class ExplorerToolsView:
         self.w_certify.add_class("marginlab-certify")
         self.w_certify_all = W.Button(description="certify highlighted", layout=W.Layout(width="auto"),
                                       tooltip="certify every highlighted sample (MIP: at most 50)")
+        self.w_time_limit = W.BoundedFloatText(value=10.0, min=0.1, max=600.0, description="s per sample",
+                                               style=st, layout=W.Layout(width="160px"),
+                                               tooltip="the MIP's time limit per sample (0.1 to 600 s)")
         self.w_certify.on_click(lambda _b: self.certify())
         self.w_certify_all.on_click(lambda _b: self.certify(self.session.highlighted))
         self.w_hist_color = W.Dropdown(options=list(HISTOGRAM_COLORS), value=s.histogram_color,
@@ -91,8 +94,8 @@ class ExplorerToolsView:
             "search": W.HBox([self.w_search, self.w_sel_name, self.w_save, self.w_saved, self.w_show_saved,
                               self.w_delete_saved], layout=wrap()),
             "hint": self.w_tools_hint,
-            "neighbours": W.VBox([W.HBox([self.w_nb_k, self.w_nb_space, self.w_certify], layout=wrap()),
-                                  self.w_nb_table, self.fig_nb]),
+            "neighbours": W.VBox([W.HBox([self.w_certify, self.w_time_limit, self.w_nb_k, self.w_nb_space],
+                                         layout=wrap()), self.fig_nb, self.w_nb_table]),
             "certify": W.HBox([self.w_hist_color, self.w_certify_all], layout=wrap()),
         }
 
@@ -229,7 +232,8 @@ class ExplorerToolsView:
         return self._act("certify", self._certify, rows)
 
     def _certify(self, rows):
-        b = self.session.certify(None if rows is None else np.asarray(rows))
+        rows = None if rows is None else np.asarray(rows)
+        b = self.session.certify(rows, time_limit=self.w_time_limit.value)
         if self.session.details is not None:
             self._draw_details(self.session.details)
         self._redraw_histogram()
