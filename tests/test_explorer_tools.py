@@ -90,3 +90,24 @@ def test_embedding_parameter_out_of_range_is_a_message_and_a_good_one_re_embeds(
     app.w_params["perplexity"].value = 5
     assert app.error is None and not np.allclose(np.array(app.figs[1].data[0].x), before)
     assert app.state()["settings"]["perplexity"] == 5
+
+
+def test_the_link_carries_selections_search_and_neighbours(app, digits):
+    app.select(4)
+    app.neighbours(k=3, space="input")
+    app.w_search.value = "label:1"
+    state = app.state()
+    again = MarginExplorer.from_state(state, data=digits, cache_dir=app.session.store.root,
+                                      umap_process=False)
+    assert again.error is None, again.error
+    assert np.array_equal(again.session.highlighted, app.session.highlighted)
+    assert again.w_saved.options == app.w_saved.options and "my lasso" in again.w_saved.options
+    assert "3 nearest to row 4" in again.w_nb_table.value
+
+
+def test_tools_before_a_run_say_what_to_do(tmp_path):
+    fresh = MarginExplorer(cache_dir=tmp_path)
+    fresh.search("label:3")
+    assert "press" in fresh.error
+    fresh.certify()
+    assert "press" in fresh.error

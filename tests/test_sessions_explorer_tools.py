@@ -84,6 +84,9 @@ def test_saved_selections_survive_a_new_run_and_travel_in_the_state(ses, digits,
     other = ExplorerSession.from_state(state, data=digits, cache_dir=cache, umap_process=False)
     assert np.array_equal(other.highlighted, ses.highlighted)  # the search was replayed
     assert np.array_equal(other.load_selection("lasso A"), [1, 3, 4])
+    for bad in ({"k": "5", "space": "input"}, {"k": 0, "space": "input"}, [3]):
+        with pytest.raises(SessionError, match="state.neighbours must be"):
+            ExplorerSession.from_state({**state, "neighbours": bad}, run=False, data=digits, cache_dir=cache)
     # a run exploring other samples keeps the selection as training indices: present ones highlighted
     other.update(n_samples=80, seed=1)
     other.run()

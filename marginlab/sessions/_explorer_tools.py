@@ -260,7 +260,13 @@ class ExplorerTools:
         except (TypeError, ValueError) as exc:
             raise SessionError(f"state.selections: {exc}") from None
         nb = state.get("neighbours")
-        self.neighbour_settings = dict(nb) if isinstance(nb, dict) else None
+        if nb is not None:  # k in [1, 50] and a layer name (checked against the model when used)
+            ok = (isinstance(nb, dict) and set(nb) == {"k", "space"} and isinstance(nb["space"], str)
+                  and isinstance(nb["k"], int) and not isinstance(nb["k"], bool) and 1 <= nb["k"] <= 50)
+            if not ok:
+                raise SessionError("state.neighbours must be {'k': 1..50, 'space': layer name}, "
+                                   f"got {nb!r}")
+        self.neighbour_settings = dict(nb) if nb else None
 
     def _replay_tools(self, state: dict) -> None:
         """After a run from a state: its search or highlighted samples, and the selected sample's

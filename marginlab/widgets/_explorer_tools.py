@@ -61,7 +61,9 @@ class ExplorerToolsView:
         from ..viz.images import image_panels_figure
         from ._plotly import FigureWidget
 
-        self.w_nb_k = W.BoundedIntText(value=5, min=1, max=50, description="neighbours k", style=st,
+        k = int((self.session.neighbour_settings or {}).get("k", 5))  # a link's choice, else 5
+        self.w_nb_k = W.BoundedIntText(value=min(max(k, 1), 50), min=1, max=50, description="neighbours k",
+                                       style=st,
                                        layout=W.Layout(width="170px"))
         self.w_nb_space = W.Dropdown(options=list(self.session.layer_names), description="in", style=st,
                                      layout=W.Layout(width="150px"))
@@ -103,8 +105,11 @@ class ExplorerToolsView:
         """After a run: the layers of the new model, no neighbours yet, the saved selections."""
         from ._common import quiet_setter
 
+        space = (self.session.neighbour_settings or {}).get("space", self.w_nb_space.value)
         with quiet_setter(self):
             self.w_nb_space.options = list(self.session.layer_names)
+            if space in self.w_nb_space.options:
+                self.w_nb_space.value = space
             self.w_search.value = ""
         self.w_nb_table.value = "<i>neighbours of the selected sample appear here</i>"
         self._sync_saved(self.w_saved.value)
