@@ -111,3 +111,21 @@ def test_tools_before_a_run_say_what_to_do(tmp_path):
     assert "press" in fresh.error
     fresh.certify()
     assert "press" in fresh.error
+
+
+def test_isolate_draws_only_the_highlighted_samples(app):
+    app.search("label:7")
+    want = set(app.session.highlighted.tolist())
+    app.w_isolate.value = True
+
+    def drawn(side):
+        fw = app.figs[side]
+        pairs = [(c, x) for tr in fw.data[:-2] for c, x in zip(tr.customdata, np.asarray(tr.x, float))]
+        return {int(c) for c, x in pairs if np.isfinite(x)}
+
+    assert app.error is None and drawn(0) == want and drawn(1) == want
+    assert f"{len(want)} of 60 samples, isolated" in app.figs[0].layout.title.text
+    assert app.state()["isolate"] is True
+    app.clear_highlight()  # nothing highlighted: everything is drawn again
+    assert len(drawn(0)) == 60
+    app.w_isolate.value = False

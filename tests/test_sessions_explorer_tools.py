@@ -140,3 +140,18 @@ def test_certify_bounds_on_a_tanh_net(digits, tmp_path):
     assert np.all(np.isfinite(b["lower"])) and np.all(b["lower"] > 0)
     assert np.all(b["lower"] <= s.result.margin * (1 + 1e-9)) and set(b["how"]) == {"bounds"}
     assert np.median(b["lower"] / b["upper"]) > 0.3
+
+
+def test_isolate_hides_the_others_and_travels_in_the_state(ses, digits, cache):
+    ses.search("label:4")
+    rows = ses.highlighted
+    ses.set_isolate(True)
+    Z = ses.shown_embedding(0)
+    assert np.array_equal(np.flatnonzero(np.isfinite(Z[:, 0])), rows)
+    np.testing.assert_array_equal(Z[rows], ses.embeddings[0][rows])
+    with pytest.raises(SessionError, match="isolate must be True or False"):
+        ses.set_isolate("yes")
+    again = ExplorerSession.from_state(ses.state(), data=digits, cache_dir=cache, umap_process=False)
+    assert again.isolate and np.array_equal(np.isfinite(again.shown_embedding(1)[:, 0]), np.isfinite(Z[:, 0]))
+    ses.set_isolate(False)
+    assert ses.shown_embedding(0) is ses.embeddings[0]

@@ -92,6 +92,22 @@ class ExplorerTools:
             raise SessionError(f"{name} must lie in [0, {n - 1}], got [{rows.min()}, {rows.max()}]")
         return np.unique(rows.astype(np.int64))
 
+    def set_isolate(self, on: bool) -> None:
+        """Isolate the highlighted samples: the embeddings show only them (all samples when none are)."""
+        if not isinstance(on, (bool, np.bool_)):
+            raise SessionError(f"isolate must be True or False, got {on!r}")
+        self.isolate = bool(on)
+
+    def shown_embedding(self, side: int) -> np.ndarray:
+        """View ``side``'s embedding as drawn: with :attr:`isolate` on (and samples highlighted), the other
+        samples' coordinates are NaN, which plotly leaves out (and its axes fit the rest)."""
+        Z = self.embeddings[side]
+        if Z is None or not self.isolate or len(self.highlighted) == 0:
+            return Z
+        out = np.full_like(Z, np.nan)
+        out[self.highlighted] = Z[self.highlighted]
+        return out
+
     # -- saved selections ---------------------------------------------------------------------------------
     def save_selection(self, name: str, rows=None) -> list[int]:
         """Keep explored ``rows`` (default: the highlighted ones) under ``name``, as training indices.
@@ -250,6 +266,8 @@ class ExplorerTools:
             out["highlight_rows"] = [int(i) for i in self.highlight_rows]
         if self.neighbour_settings:
             out["neighbours"] = dict(self.neighbour_settings)
+        if self.isolate:
+            out["isolate"] = True
         return out
 
     def _restore_tools(self, state: dict) -> None:
@@ -267,6 +285,7 @@ class ExplorerTools:
                 raise SessionError("state.neighbours must be {'k': 1..50, 'space': layer name}, "
                                    f"got {nb!r}")
         self.neighbour_settings = dict(nb) if nb else None
+        self.set_isolate(state.get("isolate", False))
 
     def _replay_tools(self, state: dict) -> None:
         """After a run from a state: its search or highlighted samples, and the selected sample's

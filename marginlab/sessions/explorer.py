@@ -83,7 +83,7 @@ class ExplorerSession(ExplorerTools, Session):
         self.timings, self.from_cache, self.run_settings = {}, {}, None
         from ..analysis.selection import Selections
 
-        self.selections, self.neighbour_settings = Selections(), None
+        self.selections, self.neighbour_settings, self.isolate = Selections(), None, False
         self.query = self.highlight_rows = self.cert = self.neighbour_rows = None
         super().__init__(settings, on_progress=on_progress, **changes)
 

@@ -39,6 +39,10 @@ class ExplorerToolsView:
         self.w_save.on_click(lambda _b: self.save_selection(self.w_sel_name.value))
         self.w_show_saved.on_click(lambda _b: self.load_selection(self.w_saved.value))
         self.w_delete_saved.on_click(lambda _b: self.delete_selection(self.w_saved.value))
+        self.w_isolate = W.Checkbox(value=self.session.isolate, description="isolate highlighted",
+                                    indent=False, layout=lay())
+        self.w_isolate.observe(lambda ch: self._quiet or self._act("isolate", self._apply_isolate, ch["new"]),
+                               names="value")
         self.w_tools_hint = W.HTML("<small>lasso: choose the lasso (or box) in an embedding's toolbar and "
                                    "circle points; double-click clears</small>")
         self._build_params(W, s, st)
@@ -93,8 +97,8 @@ class ExplorerToolsView:
     def _tools_rows(self, W, wrap):
         return {
             "params": W.HBox(list(self.w_params.values()), layout=wrap()),
-            "search": W.HBox([self.w_search, self.w_sel_name, self.w_save, self.w_saved, self.w_show_saved,
-                              self.w_delete_saved], layout=wrap()),
+            "search": W.HBox([self.w_search, self.w_isolate, self.w_sel_name, self.w_save, self.w_saved,
+                              self.w_show_saved, self.w_delete_saved], layout=wrap()),
             "hint": self.w_tools_hint,
             "neighbours": W.VBox([W.HBox([self.w_certify, self.w_time_limit, self.w_nb_k, self.w_nb_space],
                                          layout=wrap()), self.fig_nb, self.w_nb_table]),
@@ -174,6 +178,12 @@ class ExplorerToolsView:
             rows, self._lasso_pending[side] = pending, []
             self._frontend_seen = True
             self.select_rows(sorted(set(int(r) for r in rows)))
+
+    def _apply_isolate(self, on):
+        self.session.set_isolate(on)
+        for side in range(2):
+            self._redraw_embedding(side)
+        self._draw_share()
 
     def _on_param(self, name, change):
         if not self._quiet:

@@ -304,10 +304,12 @@ class MarginExplorer(ExplorerToolsView, ExplorerLayout):
         from ..viz.embedding import embedding_figure
 
         ses = self.session
-        Z = ses.embeddings[side]
+        Z = ses.shown_embedding(side)
         if Z is None or ses.result is None:
             return
         s = ses.settings
+        shown = int(np.isfinite(Z[:, 0]).sum())
+        count = f"{shown} of {len(Z)} samples, isolated" if shown < len(Z) else f"{len(Z)} samples"
         color, kind, names = ses.color(s.colors[side])
         fig = embedding_figure(
             Z,
@@ -315,7 +317,7 @@ class MarginExplorer(ExplorerToolsView, ExplorerLayout):
             kind=kind,
             category_names=names,
             hover=ses.hover(),
-            title=f"{s.embeddings[side].upper()} of {s.layers[side]} ({len(Z)} samples)",
+            title=f"{s.embeddings[side].upper()} of {s.layers[side]} ({count})",
             colorbar_title=s.colors[side] if kind == "continuous" else "",
             highlight=ses.highlighted,
             selected=ses.selected,
@@ -340,6 +342,10 @@ class MarginExplorer(ExplorerToolsView, ExplorerLayout):
         from ..viz.embedding import highlight_xy
 
         ses = self.session
+        if ses.isolate:  # which samples are drawn changes with the highlight
+            for side in range(2):
+                self._redraw_embedding(side)
+            return
         for side in range(2):
             Z = ses.embeddings[side]
             if Z is None:
