@@ -5,8 +5,10 @@ margins of N training samples, and explore them: two 2-D embeddings (:meth:`embe
 (:meth:`select`: boundary point, perturbation, distance to every class, margin status, the nearest training
 sample with another label before and after corruption), margins by seed-000 group (:meth:`histogram`),
 a margin range highlighted in both views (:meth:`select_range`) and the selection as a table
-(:meth:`selection_frame`, :meth:`export_csv`). Models, margins and embeddings are cached on disk
-(:mod:`._explorer_store`). The view (:class:`marginlab.widgets.MarginExplorer`) draws what this returns.
+(:meth:`selection_frame`, :meth:`export_csv`). The selection toolkit and certification (search, lasso rows,
+isolate, saved selections, nearest neighbours, :meth:`certify`) are in :mod:`._explorer_tools`. Models,
+margins and embeddings are cached on disk (:mod:`._explorer_store`). The view
+(:class:`marginlab.widgets.MarginExplorer`) draws what this returns.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The explorer's selection toolkit in JupyterLab (smoke mode, notebook 02), with real keys, drags and clicks:
-type a search and press Enter, draw a lasso on an embedding with the mouse, click a sample and press
-"certify". Each must highlight / show exactly what the session computes, with the layout still fitting at
-1280x800 with the file browser open."""
+type a search and press Enter, draw a lasso on an embedding with the mouse, isolate it, click a sample and
+press "certify". Each must highlight / show exactly what the session computes, with the layout still fitting
+at 1280x800 with the file browser open."""
 
 from __future__ import annotations
 
@@ -81,6 +81,10 @@ def test_search_lasso_and_certify(session):
     s.wait_for("lasso status", lambda _st: f"{len(want)} samples highlighted (selection)" in _status(s), 60)
     s.wait_plot(emb, "rings on the lassoed samples", lambda _p: _highlighted_cds(s, emb) == want)
     s.screenshot("lasso")
+    # ... and "isolate highlighted" (a real click on the checkbox) leaves only those samples drawn
+    s.page.locator(".marginlab-app .widget-checkbox:has-text('isolate highlighted') input").first.click()
+    s.wait_plot(emb, "only the lassoed samples drawn", lambda p: {
+        pt["cd"] for t in p["traces"] if t["name"] not in MARK_TRACES for pt in t["points"]} == want)
 
     # 3. click a sample (back to zoom mode: a click on a point in lasso mode is a selection), then certify
     s.page.mouse.move(a["left"] + a["width"] / 2, a["top"] + a["height"] / 2)
