@@ -5,8 +5,10 @@ margins of N training samples, and explore them: two 2-D embeddings (:meth:`embe
 (:meth:`select`: boundary point, perturbation, distance to every class, margin status, the nearest training
 sample with another label before and after corruption), margins by seed-000 group (:meth:`histogram`),
 a margin range highlighted in both views (:meth:`select_range`) and the selection as a table
-(:meth:`selection_frame`, :meth:`export_csv`). Models, margins and embeddings are cached on disk
-(:mod:`._explorer_store`). The view (:class:`marginlab.widgets.MarginExplorer`) draws what this returns.
+(:meth:`selection_frame`, :meth:`export_csv`). The selection toolkit and certification (search, lasso rows,
+isolate, saved selections, nearest neighbours, :meth:`certify`) are in :mod:`._explorer_tools`. Models,
+margins and embeddings are cached on disk (:mod:`._explorer_store`). The view
+(:class:`marginlab.widgets.MarginExplorer`) draws what this returns.
 """
 
 from __future__ import annotations
@@ -25,16 +27,19 @@ from ._explorer_data import (
     split_and_corrupt,
 )
 from ._explorer_store import MARGIN_FIELDS, Store, array_digest, explorer_cache_dir, key, source_digest
+from ._explorer_tools import CERT_GROUPS, ExplorerTools
 from .base import Session, SessionError
 from .explorer_settings import COLOR_BY, ExplorerSettings
 
-__all__ = ["ExplorerSession", "ExplorerSettings", "COLOR_BY", "VIEW_SETTINGS"]
+__all__ = ["ExplorerSession", "ExplorerSettings", "COLOR_BY", "VIEW_SETTINGS", "CERT_GROUPS"]
 
-VIEW_SETTINGS = frozenset({"embeddings", "layers", "colors", "correct_only"})  # apply without a new run
+# settings that apply to a run at once, without a new run
+VIEW_SETTINGS = frozenset({"embeddings", "layers", "colors", "correct_only", "perplexity", "n_neighbors",
+                           "min_dist", "histogram_color"})
 NO_DATA = "no data yet: press 'Train / load + margins' first"
 
 
-class ExplorerSession(Session):
+class ExplorerSession(ExplorerTools, Session):
     """The explorer's state and pipeline. ``ExplorerSession(**settings)`` (see :class:`ExplorerSettings`);
     ``model`` (any ``torch.nn.Module`` classifier returning logits) is explored instead of training one;
     ``data=(X, y)`` (X (n, ...), integer labels) replaces MNIST; ``image_shape`` ``(h, w)``, ``"auto"`` or
@@ -78,6 +83,10 @@ class ExplorerSession(Session):
         self.embeddings, self.variance = [None, None], [None, None]
         self.highlighted, self.highlight = np.zeros(0, dtype=np.int64), None
         self.timings, self.from_cache, self.run_settings = {}, {}, None
+        from ..analysis.selection import Selections
+
+        self.selections, self.neighbour_settings, self.isolate = Selections(), None, False
+        self.query = self.highlight_rows = self.cert = self.neighbour_rows = None
         super().__init__(settings, on_progress=on_progress, **changes)
 
     def _checked(self, settings):
@@ -103,7 +112,10 @@ class ExplorerSession(Session):
         new = super().update(**changes)
         if self.result is not None and set(changes) <= VIEW_SETTINGS:
             for side in range(2):
-                if (new.embeddings[side], new.layers[side]) != (old.embeddings[side], old.layers[side]):
+                method = new.embeddings[side]
+                if (method, new.layers[side], new.embed_params(method)) != (
+                    old.embeddings[side], old.layers[side], old.embed_params(old.embeddings[side])
+                ):
                     try:
                         self.embed(side)
                     except Exception:
@@ -145,6 +157,7 @@ class ExplorerSession(Session):
             None,
             None,
         )
+        self._reset_tools()
         t2 = time.perf_counter()
         self.maxmargin = self._max_margins()
         self.timings["max_margins"] = time.perf_counter() - t2
@@ -331,16 +344,21 @@ class ExplorerSession(Session):
         if layer not in self.layer_names:
             raise SessionError(f"layer must be one of {list(self.layer_names)}, got {layer!r}")
         k = self.layer_names.index(layer)
-        need = membed.min_points(method)
+        params = s.embed_params(method)
+        need = membed.min_points(method, **{n: v for n, v in params.items() if n != "min_dist"})
         if len(self.rows) < need:
+            named = ", ".join(f"{n} = {v:g}" for n, v in params.items() if n != "min_dist")
             raise SessionError(
-                f"{method} embedding needs at least {need} points; only n_samples = "
-                f"{len(self.rows)} are explored. Increase n_samples or pick PCA."
+                f"{method} embedding needs at least {need} points" + (f" with {named}" if named else "")
+                + f"; only n_samples = {len(self.rows)} are explored. Increase n_samples, "
+                + ("lower " + " / ".join(n for n in params if n != "min_dist") + ", " if named else "")
+                + "or pick PCA."
             )
-        path = self.store.path(
-            self.model_key,
-            "embed-" + key([method, k, s.seed, key(self.rows.tolist()), source_digest(membed)]) + ".npy",
-        )
+        # the default parameters keep the key they always had: caches of earlier versions stay valid
+        parts = [method, k, s.seed, key(self.rows.tolist()), source_digest(membed)]
+        if params != ExplorerSettings().embed_params(method):
+            parts.append(params)
+        path = self.store.path(self.model_key, "embed-" + key(parts) + ".npy")
         t0 = time.perf_counter()
         Z = self.store.load_npy(path)
         if Z is None:
@@ -352,6 +370,7 @@ class ExplorerSession(Session):
                 layer=k,
                 seed=s.seed,
                 isolate=self.umap_process,
+                **params,
             )
             self.store.save_npy(path, Z)
             release_memory()  # t-SNE's / UMAP's neighbour graphs and optimiser state
@@ -436,6 +455,7 @@ class ExplorerSession(Session):
             "perturbation": diff,
             "perturbation_norm": float(np.linalg.norm(diff)),
             "nearest": {w: self.nearest_other_label(r, w) for w in ("before", "after")},
+            "bracket": {k: v[0] for k, v in self.bracket([r]).items() if k != "rows"},
         }
         self.selected, self.details = r, det
         det["seconds"] = time.perf_counter() - t0
@@ -451,12 +471,15 @@ class ExplorerSession(Session):
         return mask
 
     def histogram(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(margins, groups)`` of the explored samples, NaN where the histogram leaves a sample out."""
-        return np.where(self.histogram_mask(), self.result.margin, np.nan), self.groups
+        """``(margins, groups)`` of the explored samples, NaN where the histogram leaves a sample out; the
+        groups are seed 000's or, with ``histogram_color="certified"``, :data:`CERT_GROUPS`."""
+        groups = self.cert_groups() if self.settings.histogram_color == "certified" else self.groups
+        return np.where(self.histogram_mask(), self.result.margin, np.nan), groups
 
     def histogram_counts(self) -> dict:
         """Samples per group in the histogram."""
-        names, counts = np.unique(self.groups[self.histogram_mask()].astype(str), return_counts=True)
+        margins, groups = self.histogram()
+        names, counts = np.unique(groups[np.isfinite(margins)].astype(str), return_counts=True)
         return dict(zip(names.tolist(), counts.tolist()))
 
     def select_range(self, lo: float, hi: float, group: str | None = None) -> np.ndarray:
@@ -472,11 +495,12 @@ class ExplorerSession(Session):
             if group not in names:
                 raise SessionError(f"group must be one of {names}, got {group!r}")
             mask &= self.groups == group
-        self.highlighted, self.highlight = np.flatnonzero(mask), (lo, hi, group)
+        self._highlight(np.flatnonzero(mask))
+        self.highlight = (lo, hi, group)
         return self.highlighted
 
     def clear_highlight(self) -> None:
-        self.highlighted, self.highlight = np.zeros(0, dtype=np.int64), None
+        self._highlight(np.zeros(0, dtype=np.int64))
 
     # -- export ----------------------------------------------------------------------------------------------
     def selection_frame(self, rows=None):
@@ -531,7 +555,11 @@ class ExplorerSession(Session):
             out["selected"] = int(self.selected)
         if self.highlight is not None:
             out["highlight"] = list(self.highlight)
+        out.update(self._tools_state())
         return out
+
+    def _restore_extra(self, state: dict) -> None:
+        self._restore_tools(state)
 
     @classmethod
     def from_state(cls, state: dict, *, run: bool = True, **kwargs) -> ExplorerSession:
@@ -553,4 +581,5 @@ class ExplorerSession(Session):
                 session.select_range(*state["highlight"])
             if state.get("selected") is not None:
                 session.select(int(state["selected"]))
+            session._replay_tools(state)
         return session

@@ -8,11 +8,16 @@ from dataclasses import dataclass
 from .._validation import check_choice, check_float, check_int, check_widths
 from .base import SessionError
 
-__all__ = ["ExplorerSettings", "COLOR_BY", "DATA_CHOICES", "CORRUPTIONS", "explorer_methods"]
+__all__ = ["ExplorerSettings", "COLOR_BY", "DATA_CHOICES", "CORRUPTIONS", "HISTOGRAM_COLORS", "EMBED_PARAMS",
+           "explorer_methods"]
 
 COLOR_BY = ("margin", "max margin", "status", "class", "clean/corrupted", "correct/incorrect", "group")
 DATA_CHOICES = ("auto", "full", "custom")  # custom: the data passed as MarginExplorer(data=(X, y))
 CORRUPTIONS = ("none", "label", "gaussian")
+HISTOGRAM_COLORS = ("group", "certified")  # bars split by seed-000 group, or by certification state
+# the embedding parameters each method reads, and their allowed ranges (inclusive)
+EMBED_PARAMS = {"tsne": ("perplexity",), "umap": ("n_neighbors", "min_dist"), "pca": ()}
+PARAM_RANGES = {"perplexity": (2.0, 100.0), "n_neighbors": (2, 200), "min_dist": (0.0, 1.0)}
 
 
 def explorer_methods() -> list[str]:
@@ -50,6 +55,10 @@ class ExplorerSettings:
     seed: int = 0
     correct_only: bool = True
     model_path: str | None = None
+    perplexity: float = 30.0  # t-SNE
+    n_neighbors: int = 15  # UMAP
+    min_dist: float = 0.1  # UMAP (at most its spread, 1)
+    histogram_color: str = "group"
 
     def __post_init__(self):
         try:  # the same values however they arrive: "256, 128" or [256, 128]; JSON lists as tuples
@@ -84,11 +93,22 @@ class ExplorerSettings:
                 check_choice(m, f"embeddings[{side}]", EMBED_METHODS)
                 check_choice(c, f"colors[{side}]", COLOR_BY)
             check_int(self.seed, "seed", min_value=0, max_value=2**31 - 1)
+            lo, hi = PARAM_RANGES["perplexity"]
+            check_float(self.perplexity, "perplexity", min_value=lo, max_value=hi)
+            lo, hi = PARAM_RANGES["n_neighbors"]
+            check_int(self.n_neighbors, "n_neighbors", min_value=lo, max_value=hi)
+            lo, hi = PARAM_RANGES["min_dist"]
+            check_float(self.min_dist, "min_dist", min_value=lo, max_value=hi)
+            check_choice(self.histogram_color, "histogram_color", HISTOGRAM_COLORS)
         except (TypeError, ValueError) as exc:
             raise SessionError(str(exc)) from None
         if not isinstance(self.correct_only, bool):
             raise SessionError(f"correct_only must be True or False, got {self.correct_only!r}")
         return self
+
+    def embed_params(self, method: str) -> dict:
+        """The parameters embedding ``method`` reads (t-SNE: perplexity; UMAP: n_neighbors, min_dist)."""
+        return {name: getattr(self, name) for name in EMBED_PARAMS.get(method, ())}
 
     @property
     def applied_fraction(self) -> float:

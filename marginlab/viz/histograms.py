@@ -115,9 +115,11 @@ def margin_histogram_figure(
     xaxis_title: str = "margin",
     width: int = 760,
     height: int = 280,
+    colors: dict | None = None,
 ):
     """:func:`margin_histogram` of per-sample ``margins`` split by the group name in ``groups`` (seed 000
-    names, green clean / red corrupt), range-selectable. Non-finite margins are left out (the explorer masks
+    names, green clean / red corrupt; ``colors`` maps other names to colours), range-selectable.
+    Non-finite margins are left out (the explorer masks
     filtered samples with NaN). ``value_range=(lo, hi)`` shades that band (the current selection)."""
     m = np.asarray(margins, dtype=np.float64)
     g = np.asarray(groups, dtype=object)
@@ -125,7 +127,7 @@ def margin_histogram_figure(
         raise ValueError(f"margins and groups must be 1-D of the same length, got {m.shape} and {g.shape}")
     ok = np.isfinite(m)
     by_group = {name: m[ok & (g == name)] for name in sorted(set(g[ok].tolist()))}
-    colors = {name: GROUP_COLORS.get(name.split(":")[0]) for name in by_group}
+    colors = {name: (colors or {}).get(name) or GROUP_COLORS.get(name.split(":")[0]) for name in by_group}
     return margin_histogram(
         by_group,
         bins=nbins,

@@ -179,6 +179,7 @@ class ExplorerLayout:
             for s in range(2)
         ]
         rows = [W.HBox([c[n] for n in row], layout=wrap()) for row in ROWS]
+        tools = self._tools_rows(W, wrap)
         self.images_box = W.HBox([self.fig_images])
         root = W.VBox(
             [
@@ -186,10 +187,15 @@ class ExplorerLayout:
                 *rows,
                 W.HBox([c["model_path"], self.w_run, self.w_progress, self.w_status], layout=wrap()),
                 self.w_message,
+                tools["params"],
                 W.HBox(views, layout=wrap(align_items="flex-start")),
+                tools["search"],
+                tools["hint"],
                 self.images_box,
                 W.HBox([self.fig_bars, self.w_details], layout=wrap(align_items="flex-start")),
+                tools["neighbours"],
                 W.HBox([self.w_group, self.w_correct_only], layout=wrap()),
+                tools["certify"],
                 W.HBox(
                     [self.w_range, self.w_apply, self.w_clear, self.w_export, self.w_download], layout=wrap()
                 ),
@@ -245,6 +251,16 @@ class ExplorerLayout:
         ]
 
 
+def bracket_text(b) -> str:
+    """The certified bracket [lower, upper] of a sample's margin, or how to get it."""
+    if not b or not np.isfinite(b["lower"]):
+        return "<i>not checked: press certify</i>"
+    how = "MIP, proved global" if b["how"] == "mip" else "linear bounds"
+    mark = ("<span style='color:#2a7a2a'>✓ certified</span>" if b["certified"]
+            else "<span style='color:#c05800'>bracket only</span>")
+    return f"[{b['lower']:.4f}, {b['upper']:.4f}] {mark} ({how})"
+
+
 def details_html(det: dict) -> str:
     """The clicked sample's numbers as a small table (margin, status, class pair, maximum margins)."""
     nb, na = det["nearest"]["before"], det["nearest"]["after"]
@@ -275,6 +291,7 @@ def details_html(det: dict) -> str:
             f"{na['distance']:.4f} (nearest other label: #{na['index']}, class {na['label']})",
         ),
         ("margin / max margin", f"{ratio:.3f}"),
+        ("certified", bracket_text(det.get("bracket"))),
     ]
     return (
         "<table style='font-size:12px'>"

@@ -8,6 +8,7 @@ clicks, range selections and exports back as calls. Errors are shown inside the 
 from __future__ import annotations
 
 import base64
+import functools
 import html
 
 import numpy as np
@@ -17,11 +18,14 @@ from ..sessions.explorer import COLOR_BY, ExplorerSession, ExplorerSettings
 from . import _plotly  # noqa: F401 - first: nbformat loads lazily (start-up)
 from ._common import open_app, quiet_setter, share_html, show
 from ._explorer_layout import EMBED_WIDTH, ExplorerLayout, details_html
+from ._explorer_tools import ExplorerToolsView
 
 __all__ = ["MarginExplorer", "ExplorerSettings", "explorer_cache_dir", "COLOR_BY"]
 
+CERT_COLORS = {"certified": "#2a7a2a", "bracket only": "#F58518", "not checked": "#9D9D9D"}
+
 # setting -> (label, widget kind, width in px); the two views' controls are built per side
-class MarginExplorer(ExplorerLayout):
+class MarginExplorer(ExplorerToolsView, ExplorerLayout):
     """The margin explorer app. Display it in a notebook cell.
 
     Keyword arguments are :class:`ExplorerSettings` (``hidden``, ``epochs``, ``corruption``, ``fraction``,
@@ -69,10 +73,12 @@ class MarginExplorer(ExplorerLayout):
         self._quiet = False
         self._frontend_seen = False
         self._invalid: str | None = None
+        self._lasso_pending: dict = {}
         self._build_controls(W)
         self._build_views(W)
         self._build_details(W)
         self._build_histogram(W)
+        self._build_tools(W)
         self.widget = self._layout(W)
         self._show_controls()
         self._draw_share()
@@ -102,7 +108,14 @@ class MarginExplorer(ExplorerLayout):
                 app.select_range(*state["highlight"])
             if state.get("selected") is not None:
                 app.select(int(state["selected"]))
+            app._act("restore", app._replay_tools, state)
         return app
+
+    def _replay_tools(self, state):
+        self.session._replay_tools(state)
+        self._update_marks()
+        if self.session.neighbour_rows is not None:
+            self.neighbours(**self.session.neighbour_settings)
 
     @classmethod
     def from_query(cls, query: str, **kwargs) -> MarginExplorer:
@@ -247,6 +260,7 @@ class MarginExplorer(ExplorerLayout):
             self._redraw_embedding(side)
         self._setup_histogram()
         self._draw_details(None)
+        self._reset_tool_views()
         acc = float(np.mean(ses.result.pred == ses.train_data.y[ses.rows]))
         cached = ", ".join(k for k, v in ses.from_cache.items() if v)
         not_conv = int(np.sum(np.asarray(ses.result.status) != "converged"))
@@ -290,10 +304,12 @@ class MarginExplorer(ExplorerLayout):
         from ..viz.embedding import embedding_figure
 
         ses = self.session
-        Z = ses.embeddings[side]
+        Z = ses.shown_embedding(side)
         if Z is None or ses.result is None:
             return
         s = ses.settings
+        shown = int(np.isfinite(Z[:, 0]).sum())
+        count = f"{shown} of {len(Z)} samples, isolated" if shown < len(Z) else f"{len(Z)} samples"
         color, kind, names = ses.color(s.colors[side])
         fig = embedding_figure(
             Z,
@@ -301,7 +317,7 @@ class MarginExplorer(ExplorerLayout):
             kind=kind,
             category_names=names,
             hover=ses.hover(),
-            title=f"{s.embeddings[side].upper()} of {s.layers[side]} ({len(Z)} samples)",
+            title=f"{s.embeddings[side].upper()} of {s.layers[side]} ({count})",
             colorbar_title=s.colors[side] if kind == "continuous" else "",
             highlight=ses.highlighted,
             selected=ses.selected,
@@ -315,6 +331,8 @@ class MarginExplorer(ExplorerLayout):
             fw.layout = fig.layout
         for tr in fw.data[:-2]:
             tr.on_click(self.on_embedding_click)
+        for tr in fw.data:  # every trace: the rows are gathered until the last one reports
+            tr.on_selection(functools.partial(self.on_embedding_selection, side))
         vr = ses.variance[side]
         self.w_ratio[side].value = (
             f"<small>seed 003 variance decomposition (original classes): {html.escape(str(vr))}</small>"
@@ -324,6 +342,10 @@ class MarginExplorer(ExplorerLayout):
         from ..viz.embedding import highlight_xy
 
         ses = self.session
+        if ses.isolate:  # which samples are drawn changes with the highlight
+            for side in range(2):
+                self._redraw_embedding(side)
+            return
         for side in range(2):
             Z = ses.embeddings[side]
             if Z is None:
@@ -352,6 +374,7 @@ class MarginExplorer(ExplorerLayout):
         det = self.session.select(r)
         self._update_marks()
         self._draw_details(det)
+        self._neighbours(self.w_nb_k.value, self.w_nb_space.value)
         self._draw_share()
         return det
 
@@ -412,12 +435,14 @@ class MarginExplorer(ExplorerLayout):
         ses = self.session
         margins, groups = ses.histogram()
         n = int(np.isfinite(margins).sum())
+        by = "certification (" if ses.settings.histogram_color == "certified" else "group (seed 000 names; "
         title = (
-            f"margins by group (seed 000 names; {n} samples"
+            f"margins by {by}{n} samples"
             + (", correctly classified only" if ses.settings.correct_only else "")
             + f"; corruption: {ses.train_data.corruption or 'none'})"
         )
-        fig = margin_histogram_figure(margins, groups, title=title, value_range=value_range, width=720)
+        fig = margin_histogram_figure(margins, groups, title=title, value_range=value_range, width=720,
+                                      colors=CERT_COLORS)
         fw = self.fig_hist
         with fw.batch_update():
             fw.data = []
