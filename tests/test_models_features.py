@@ -175,7 +175,7 @@ def test_save_load_keeps_features_and_dropout(tmp_path):
 def test_crown_needs_the_plain_input_but_works_past_the_map():
     model = MLP((2,), (6,), 2, seed=0, features=("x", "y", "xy"))
     X = _points(5)
-    with pytest.raises(ValueError, match="found FeatureMap"):
+    with pytest.raises(ValueError, match="FeatureMap is not supported"):
         compute_margins(model, X, method="crown")
     res = compute_margins(model, X, method="crown", layer=1)
     assert res.layer == 1 and len(res) == 5

@@ -296,8 +296,12 @@ class BatchedSolver(MarginMethod):
         samples, inv = np.unique(S, return_inverse=True)
         D, R = x.shape[1], u.shape[0]
         M = 2 * R
-        reach = 8 * torch.zeros(len(samples), dtype=x.dtype, device=x.device).scatter_reduce(
-            0, torch.as_tensor(inv, device=x.device), d_lin, reduce="amax")
+        si = torch.as_tensor(inv, device=x.device)
+        zeros = torch.zeros(len(samples), dtype=x.dtype, device=x.device)
+        # the reach follows the pairs within 4x of the sample's nearest first-order distance: a class that
+        # never wins (first-order distance ~ its logit deficit) must not stretch the scan of the others
+        dmin = torch.full_like(zeros, float("inf")).scatter_reduce(0, si, d_lin, reduce="amin")
+        reach = 8 * zeros.scatter_reduce(0, si, torch.minimum(d_lin, 4 * dmin[si]), reduce="amax")
         if margin is not None:  # escalation: any change nearer than the margin found so far is news
             m = torch.as_tensor(margin[samples], device=x.device, dtype=x.dtype)
             reach = torch.where(torch.isfinite(m), m, reach)
