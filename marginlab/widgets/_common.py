@@ -106,3 +106,26 @@ def open_app(cls, defaults: dict, **kwargs):
         app = cls(**defaults)
         app.messages.error(f"The link could not be opened: {exc}")
         return app
+
+
+class LinkedApp:
+    """An app rebuilt from its session's state or from a link (``?state=...``): ``_session_cls`` is the
+    headless session the state belongs to; view-only options (``interval_ms``) go to the view."""
+
+    _session_cls = None
+
+    @classmethod
+    def from_state(cls, state: dict, *, replay: bool = True, **kwargs):
+        """The app of :meth:`state` (``replay=True`` retrains to the same weights)."""
+        view = {k: kwargs.pop(k) for k in ("interval_ms",) if k in kwargs}
+        return cls(session=cls._session_cls.from_state(state, replay=replay, **kwargs), **view)
+
+    @classmethod
+    def from_query(cls, query: str, **kwargs):
+        """The app of a link's query string (``?state=...``)."""
+        from urllib.parse import parse_qs
+
+        from ..sessions import decode_state
+
+        token = (parse_qs((query or "").lstrip("?")).get("state") or [""])[0]
+        return cls.from_state(decode_state(token), **kwargs)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..sessions._playground_data import corruption_kind
 from ..sessions.compare import SIDES, CompareSession
-from ._common import Messages, open_app, share_html
+from ._common import LinkedApp, Messages, open_app, share_html
 from ._playground_workshop import certificate_html
 from ._plotly import FigureWidget
 
@@ -33,8 +33,10 @@ def compare(a: dict | None = None, b: dict | None = None, **common) -> Compare:
     return Compare(a=a, b=b, **common)
 
 
-class Compare:
+class Compare(LinkedApp):
     """The A/B comparison app (see the module docstring); ``app.session`` is its :class:`CompareSession`."""
+
+    _session_cls = CompareSession
 
     def __init__(self, settings=None, *, a=None, b=None, interval_ms: int = 200, background: bool = True,
                  grid_resolution: int = 50, device="cpu", session: CompareSession | None = None, **common):
@@ -49,20 +51,6 @@ class Compare:
         self._redraw_all()
 
     # -- state -----------------------------------------------------------------------------------------------
-    @classmethod
-    def from_state(cls, state: dict, *, replay: bool = True, **kwargs) -> Compare:
-        view = {k: kwargs.pop(k) for k in ("interval_ms",) if k in kwargs}
-        return cls(session=CompareSession.from_state(state, replay=replay, **kwargs), **view)
-
-    @classmethod
-    def from_query(cls, query: str, **kwargs) -> Compare:
-        from urllib.parse import parse_qs
-
-        from ..sessions import decode_state
-
-        token = (parse_qs((query or "").lstrip("?")).get("state") or [""])[0]
-        return cls.from_state(decode_state(token), **kwargs)
-
     @classmethod
     def open(cls, **defaults) -> Compare:
         """The comparison a link asked for (Voila's ``QUERY_STRING``), else a new one with ``defaults``."""

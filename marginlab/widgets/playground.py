@@ -27,7 +27,7 @@ from ..sessions.playground_settings import (
     PlaygroundSettings,
     SettingsError,
 )
-from ._common import Messages, apply_classroom, open_app, quiet_setter, share_html, show
+from ._common import LinkedApp, Messages, apply_classroom, open_app, quiet_setter, share_html, show
 from ._playground_workshop import WorkshopView, certificate_html, replace_figure, selection_html
 from ._plotly import FigureWidget
 
@@ -69,7 +69,7 @@ def _registry_choices(spec, registry) -> list[tuple[str, str]]:
     return out
 
 
-class Playground(WorkshopView):
+class Playground(WorkshopView, LinkedApp):
     """The live 2-D margin playground. ``Playground(**settings)`` (see :class:`PlaygroundSettings`);
     ``data=(X, y)`` (arrays or a CSV path) for your own 2-D points; ``hide`` / ``lock`` name controls to hide
     or disable (classroom mode, e.g. ``hide=("optimizer",), lock=("dataset",)``). Display it as the last
@@ -78,6 +78,8 @@ class Playground(WorkshopView):
     Public steps (what the controls and plotly clicks call): :meth:`tick`, :meth:`set`, :meth:`reset`,
     :meth:`select`, :meth:`add_point`, :meth:`on_background_click`, :meth:`refresh_margins`; the session is
     ``app.session`` and ``app.error`` its last message (None when the last action succeeded)."""
+
+    _session_cls = PlaygroundSession
 
     def __init__(self, settings: PlaygroundSettings | None = None, *, data=None, hide=(), lock=(),
                  device="auto", grid_resolution: int = 60, interval_ms: int = 150, live_max_iter: int = 20,
@@ -103,23 +105,6 @@ class Playground(WorkshopView):
         self._redraw_all()
 
     # -- rebuilding from a state or a link ------------------------------------------------------------------
-    @classmethod
-    def from_state(cls, state: dict, *, replay: bool = True, **kwargs) -> Playground:
-        """The app of :meth:`state` (``replay=True`` retrains to the same weights; see
-        :meth:`PlaygroundSession.from_state`)."""
-        view = {k: kwargs.pop(k) for k in ("interval_ms",) if k in kwargs}
-        return cls(session=PlaygroundSession.from_state(state, replay=replay, **kwargs), **view)
-
-    @classmethod
-    def from_query(cls, query: str, **kwargs) -> Playground:
-        """The app of a link's query string (``?state=...``)."""
-        from urllib.parse import parse_qs
-
-        from ..sessions import decode_state
-
-        token = (parse_qs((query or "").lstrip("?")).get("state") or [""])[0]
-        return cls.from_state(decode_state(token), **kwargs)
-
     @classmethod
     def open(cls, **defaults) -> Playground:
         """The app a link asked for (Voila passes the page's query string to the kernel as ``QUERY_STRING``),
