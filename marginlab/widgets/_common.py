@@ -108,17 +108,9 @@ def open_app(cls, defaults: dict, **kwargs):
         return app
 
 
-class LinkedApp:
-    """An app rebuilt from its session's state or from a link (``?state=...``): ``_session_cls`` is the
-    headless session the state belongs to; view-only options (``interval_ms``) go to the view."""
-
-    _session_cls = None
-
-    @classmethod
-    def from_state(cls, state: dict, *, replay: bool = True, **kwargs):
-        """The app of :meth:`state` (``replay=True`` retrains to the same weights)."""
-        view = {k: kwargs.pop(k) for k in ("interval_ms",) if k in kwargs}
-        return cls(session=cls._session_cls.from_state(state, replay=replay, **kwargs), **view)
+class AppView:
+    """What every app view shares: display (figures synced first) and opening from a link (``?state=...``)
+    through the app's own ``from_state``."""
 
     @classmethod
     def from_query(cls, query: str, **kwargs):
@@ -129,3 +121,27 @@ class LinkedApp:
 
         token = (parse_qs((query or "").lstrip("?")).get("state") or [""])[0]
         return cls.from_state(decode_state(token), **kwargs)
+
+    def _repr_mimebundle_(self, **kwargs):
+        from ._display import sync_figures
+
+        sync_figures(self.widget)
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self):
+        from ._display import display_app
+
+        display_app(self.widget)
+
+
+class LinkedApp(AppView):
+    """An app rebuilt from its session's state: ``_session_cls`` is the headless session the state belongs
+    to; view-only options (``interval_ms``) go to the view."""
+
+    _session_cls = None
+
+    @classmethod
+    def from_state(cls, state: dict, *, replay: bool = True, **kwargs):
+        """The app of :meth:`state` (``replay=True`` retrains to the same weights)."""
+        view = {k: kwargs.pop(k) for k in ("interval_ms",) if k in kwargs}
+        return cls(session=cls._session_cls.from_state(state, replay=replay, **kwargs), **view)

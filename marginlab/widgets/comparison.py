@@ -119,17 +119,6 @@ class Compare(LinkedApp):
         root.add_class("marginlab-compare")
         return root
 
-    def _repr_mimebundle_(self, **kwargs):
-        from ._display import sync_figures
-
-        sync_figures(self.widget)
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self):
-        from ._display import display_app
-
-        display_app(self.widget)
-
     # -- actions -------------------------------------------------------------------------------------------
     def _act(self, action: str, fn, *args):
         out = None

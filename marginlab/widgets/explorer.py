@@ -16,7 +16,7 @@ import numpy as np
 from ..sessions._explorer_store import explorer_cache_dir
 from ..sessions.explorer import COLOR_BY, ExplorerSession, ExplorerSettings
 from . import _plotly  # noqa: F401 - first: nbformat loads lazily (start-up)
-from ._common import open_app, quiet_setter, share_html, show
+from ._common import AppView, open_app, quiet_setter, share_html, show
 from ._explorer_layout import EMBED_WIDTH, ExplorerLayout, details_html
 from ._explorer_tools import ExplorerToolsView
 
@@ -25,7 +25,7 @@ __all__ = ["MarginExplorer", "ExplorerSettings", "explorer_cache_dir", "COLOR_BY
 CERT_COLORS = {"certified": "#2a7a2a", "bracket only": "#F58518", "not checked": "#9D9D9D"}
 
 # setting -> (label, widget kind, width in px); the two views' controls are built per side
-class MarginExplorer(ExplorerToolsView, ExplorerLayout):
+class MarginExplorer(ExplorerToolsView, ExplorerLayout, AppView):
     """The margin explorer app. Display it in a notebook cell.
 
     Keyword arguments are :class:`ExplorerSettings` (``hidden``, ``epochs``, ``corruption``, ``fraction``,
@@ -118,16 +118,6 @@ class MarginExplorer(ExplorerToolsView, ExplorerLayout):
             self.neighbours(**self.session.neighbour_settings)
 
     @classmethod
-    def from_query(cls, query: str, **kwargs) -> MarginExplorer:
-        from urllib.parse import parse_qs
-
-        from ..sessions import decode_state
-
-        return cls.from_state(
-            decode_state((parse_qs((query or "").lstrip("?")).get("state") or [""])[0]), **kwargs
-        )
-
-    @classmethod
     def open(cls, **defaults) -> MarginExplorer:
         """The app a link asked for (under Voila, see :meth:`Playground.open`), else ``cls(**defaults)``; a
         linked setup runs at once (from the cache when it was run before)."""
@@ -159,17 +149,6 @@ class MarginExplorer(ExplorerToolsView, ExplorerLayout):
     def settings(self) -> ExplorerSettings:
         return self.session.settings
 
-
-    def _repr_mimebundle_(self, **kwargs):
-        from ._display import sync_figures
-
-        sync_figures(self.widget)
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self):
-        from ._display import display_app
-
-        display_app(self.widget)
 
     # -- actions (all through the session's one guard) -------------------------------------------------------
     def _act(self, action: str, fn, *args, **kwargs):

@@ -251,17 +251,6 @@ class Playground(WorkshopView, LinkedApp):
         root.add_class("marginlab-app")
         return root
 
-    def _repr_mimebundle_(self, **kwargs):
-        from ._display import sync_figures
-
-        sync_figures(self.widget)
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self):
-        from ._display import display_app
-
-        display_app(self.widget)
-
     def _sync_views(self):
         # Updates sent before any view exists are lost (Voila renders only after all cells ran), so until an
         # event from a live view arrives, keep the state a new view renders from in step as well.
